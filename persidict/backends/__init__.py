@@ -1,0 +1,1 @@
+"""Storage backends: raw bytes at locations, with preconditions."""

@@ -1,0 +1,234 @@
+"""Codecs: how values become bytes and back.
+
+``"pkl"`` writes a plain pickle (which ``joblib.load`` also reads) and reads
+plain pickles and joblib pickles, LZ4-framed or not, as written by the
+published persidict. ``"json"`` is jsonpickle text (indent 4). Any other
+safe string is a plain-text format that holds ``str`` values only. A user
+codec — anything with ``extension``, ``encode`` and ``decode`` — can be
+passed instead of a format name; codecs compose (see ``Lz4Codec``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import pickle
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .keys import SAFE_CHARS_SET
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+# Magic numbers of the compressors joblib can write.
+_COMPRESSED_MAGICS = (_LZ4_MAGIC, b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00")
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns values into bytes and back; ``extension`` names stored files."""
+
+    @property
+    def extension(self) -> str:
+        """File extension (without the dot) of values written by this codec."""
+        ...
+
+    def encode(self, value: Any) -> bytes:
+        """Serialise ``value``."""
+        ...
+
+    def decode(self, data: bytes) -> Any:
+        """Deserialise bytes written by ``encode`` (or compatible writers)."""
+        ...
+
+
+@attrs.frozen
+class PickleCodec:
+    """Plain pickles out; plain and joblib (LZ4 or other) pickles in."""
+
+    extension: str = "pkl"
+
+    def encode(self, value: Any) -> bytes:
+        """Pickle with the highest protocol ``joblib.load`` reads."""
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, data: bytes) -> Any:
+        """Unpickle plain pickles directly; hand joblib files to joblib."""
+        if data[:4] == _LZ4_MAGIC or data.startswith(_COMPRESSED_MAGICS[1:]):
+            return _joblib_load(data)
+        try:
+            value = pickle.loads(data)
+        except Exception:
+            # An uncompressed joblib file with numpy arrays inlined.
+            return _joblib_load(data)
+        if type(value).__module__ == "joblib.numpy_pickle":
+            return _joblib_load(data)
+        return value
+
+
+def _joblib_load(data: bytes) -> Any:
+    import joblib
+
+    return joblib.load(io.BytesIO(data))
+
+
+_jsonpickle_ready = False
+
+
+def _jsonpickle() -> Any:
+    """Import jsonpickle, registering numpy/pandas handlers when importable."""
+    global _jsonpickle_ready
+    import jsonpickle
+
+    if not _jsonpickle_ready:
+        if importlib.util.find_spec("numpy") is not None:
+            import jsonpickle.ext.numpy as jp_numpy
+
+            jp_numpy.register_handlers()
+        if importlib.util.find_spec("pandas") is not None:
+            import jsonpickle.ext.pandas as jp_pandas
+
+            jp_pandas.register_handlers()
+        _jsonpickle_ready = True
+    return jsonpickle
+
+
+@attrs.frozen
+class JsonCodec:
+    """jsonpickle text with indent 4: human-readable, not strict JSON."""
+
+    extension: str = "json"
+
+    def encode(self, value: Any) -> bytes:
+        """Encode with jsonpickle."""
+        text: str = _jsonpickle().encode(value, indent=4)
+        return text.encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        """Decode with jsonpickle."""
+        return _jsonpickle().decode(data.decode("utf-8"))
+
+
+@attrs.frozen
+class TextCodec:
+    """UTF-8 text: holds ``str`` values only."""
+
+    extension: str = "txt"
+
+    def encode(self, value: Any) -> bytes:
+        """Encode a str as UTF-8."""
+        if not isinstance(value, str):
+            raise TypeError(
+                f"A dict with serialization_format={self.extension!r} stores str values only, "
+                f"not {type(value).__name__}"
+            )
+        return value.encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        """Decode UTF-8."""
+        return data.decode("utf-8")
+
+
+@attrs.frozen
+class Lz4Codec:
+    """LZ4-frame compression around another codec."""
+
+    inner: Codec = attrs.field(factory=PickleCodec)
+    extension: str = attrs.field()
+
+    @extension.default
+    def _extension_default(self) -> str:
+        return f"{self.inner.extension}.lz4"
+
+    def encode(self, value: Any) -> bytes:
+        """Encode with the inner codec, then compress."""
+        import lz4.frame
+
+        out: bytes = lz4.frame.compress(self.inner.encode(value))
+        return out
+
+    def decode(self, data: bytes) -> Any:
+        """Decompress, then decode with the inner codec."""
+        import lz4.frame
+
+        return self.inner.decode(lz4.frame.decompress(data))
+
+
+def codec_for(serialization_format: str | Codec) -> Codec:
+    """The codec for a format name ("pkl", "json", any other: text) or a Codec."""
+    if isinstance(serialization_format, str):
+        fmt = serialization_format
+        if not fmt or any(c not in SAFE_CHARS_SET for c in fmt) or fmt in (".", ".."):
+            raise ValueError(
+                f"serialization_format={fmt!r} is not a safe, non-empty string "
+                "(allowed characters: A-Za-z0-9()_-~.=)"
+            )
+        if fmt == "pkl":
+            return PickleCodec()
+        if fmt == "json":
+            return JsonCodec()
+        return TextCodec(extension=fmt)
+    if isinstance(serialization_format, Codec):
+        return serialization_format
+    raise TypeError(
+        "serialization_format must be a format name or a Codec, "
+        f"not {type(serialization_format).__name__}"
+    )
+
+
+def format_name(codec: Codec) -> str | Codec:
+    """Inverse of ``codec_for``: the name for built-in codecs, else the codec."""
+    if isinstance(codec, PickleCodec | JsonCodec | TextCodec):
+        return codec.extension
+    return codec
+
+
+@attrs.frozen
+class ValueCoder:
+    """A codec plus the dict's value policy: checks types and names the key on errors."""
+
+    codec: Codec
+    base_class_for_values: type | None = None
+
+    def check(self, key: object, value: Any) -> None:
+        """Raise TypeError if ``value`` may not be stored under ``key``."""
+        base = self.base_class_for_values
+        if base is not None and not isinstance(value, base):
+            raise TypeError(
+                f"Value for key {key!r} must be an instance of {base.__name__}, "
+                f"not {type(value).__name__}"
+            )
+
+    def encode(self, key: object, value: Any) -> bytes:
+        """Check and serialise a value for ``key``."""
+        self.check(key, value)
+        try:
+            return self.codec.encode(value)
+        except TypeError:
+            raise
+        except Exception as e:
+            raise ValueError(
+                f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
+            ) from e
+
+    def decode(self, key: object, data: bytes, where: str) -> Any:
+        """Deserialise the value stored for ``key`` at ``where``; check its type."""
+        try:
+            value = self.codec.decode(data)
+        except Exception as e:
+            from .errors import CorruptValueError
+
+            raise CorruptValueError(
+                f"Cannot decode the value of key {key!r} stored at {where} "
+                f"({len(data)} bytes, format {self.codec.extension!r}): {type(e).__name__}: {e}",
+                backend=where,
+                operation="decode",
+                key=key,
+            ) from e
+        base = self.base_class_for_values
+        if base is not None and not isinstance(value, base):
+            raise TypeError(
+                f"The value stored for key {key!r} at {where} is a {type(value).__name__}, "
+                f"not an instance of {base.__name__}"
+            )
+        return value

@@ -1,0 +1,45 @@
+"""Errors raised by persidict, each carrying what went wrong and where."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+MutationPolicy = Literal["append-only", "write-once"]
+
+
+class MutationPolicyError(TypeError):
+    """A write or delete that the dict's mutation policy forbids."""
+
+    def __init__(self, policy: MutationPolicy, message: str) -> None:
+        super().__init__(message)
+        self.policy: MutationPolicy = policy
+
+
+class ConcurrencyConflictError(RuntimeError):
+    """A retrying operation gave up: other writers kept changing the key."""
+
+    def __init__(self, key: object, attempts: int) -> None:
+        super().__init__(
+            f"Gave up on key {key!r} after {attempts} attempts: "
+            "it kept changing under concurrent writers"
+        )
+        self.key = key
+        self.attempts = attempts
+
+
+class BackendError(RuntimeError):
+    """A storage backend failed (permission, I/O, network) — not a missing key."""
+
+    def __init__(
+        self, message: str, *, backend: str, operation: str, key: object = None
+    ) -> None:
+        where = f" (backend {backend}, operation {operation}"
+        where += f", key {key!r})" if key is not None else ")"
+        super().__init__(message + where)
+        self.backend = backend
+        self.operation = operation
+        self.key = key
+
+
+class CorruptValueError(BackendError):
+    """A stored value could not be decoded."""

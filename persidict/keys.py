@@ -1,0 +1,272 @@
+"""Keys: flat, immutable tuples of URL/filename-safe strings.
+
+A key of a PersiDict is a :class:`NonEmptySafeStrTuple`. Users may pass a
+plain ``str``, a ``SafeStrTuple`` or any (nested) sequence of those; it is
+flattened and every component is checked. This module also holds the
+digest suffixes that FileDirDict appends to key components, since they are
+a pure function of the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import string
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any, SupportsIndex, TypeAlias, overload
+
+SAFE_CHARS_SET: frozenset[str] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
+"""Characters allowed in a key component."""
+
+SAFE_STRING_MAX_LENGTH: int = 254
+"""Every key component must be strictly shorter than this."""
+
+_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9()_\-~.=]{1,253}")
+
+
+def get_safe_chars() -> set[str]:
+    """Return the set of characters allowed in a key component."""
+    return set(SAFE_CHARS_SET)
+
+
+def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
+    """Return ``a_str`` with every character outside the safe set replaced."""
+    if not isinstance(a_str, str) or not isinstance(replace_with, str):
+        raise TypeError("replace_unsafe_chars expects two strings")
+    return "".join(c if c in SAFE_CHARS_SET else replace_with for c in a_str)
+
+
+def _component_problem(s: str) -> str | None:
+    """Explain why ``s`` is not a valid key component, or return None."""
+    if _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != "..":
+        return None
+    if s == "":
+        return "it is empty"
+    if len(s) >= SAFE_STRING_MAX_LENGTH:
+        return f"it is {len(s)} characters long (the limit is {SAFE_STRING_MAX_LENGTH - 1})"
+    if s in (".", ".."):
+        return "'.' and '..' are reserved path segments"
+    bad = sorted({c for c in s if c not in SAFE_CHARS_SET})
+    return f"it contains unsafe characters {bad!r} (allowed: A-Za-z0-9()_-~.=)"
+
+
+def _flatten(args: Iterable[Any], out: list[str]) -> None:
+    for a in args:
+        if type(a) is str:
+            problem = _component_problem(a)
+            if problem is not None:
+                raise ValueError(f"Invalid key component {a!r}: {problem}")
+            out.append(a)
+        elif isinstance(a, SafeStrTuple):
+            out.extend(a)
+        elif isinstance(a, str):
+            _flatten((str(a),), out)
+        elif isinstance(a, Sequence) and not isinstance(a, bytes | bytearray):
+            _flatten(a, out)
+        else:
+            raise TypeError(
+                f"Invalid key component {a!r} of type {type(a).__name__}: "
+                "a key is a str or a sequence of str"
+            )
+
+
+class SafeStrTuple(tuple[str, ...]):
+    """An immutable, flat tuple of URL/filename-safe, non-empty strings.
+
+    Built from strings, SafeStrTuples or nested sequences of those, which are
+    flattened. Equal to (and hashes like) a plain tuple of the same strings.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any) -> SafeStrTuple:
+        if len(args) == 1 and type(args[0]) is cls:
+            return args[0]  # type: ignore[no-any-return,unused-ignore]
+        out: list[str] = []
+        _flatten(args, out)
+        return tuple.__new__(cls, out)
+
+    @classmethod
+    def _trusted(cls, strings: tuple[str, ...]) -> SafeStrTuple:
+        """Build without validation from components known to be valid."""
+        return tuple.__new__(cls, strings)
+
+    @property
+    def strings(self) -> tuple[str, ...]:
+        """The components as a plain tuple."""
+        return tuple(self)
+
+    @overload
+    def __getitem__(self, i: SupportsIndex) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> SafeStrTuple: ...
+    def __getitem__(self, i: SupportsIndex | slice) -> str | SafeStrTuple:
+        if isinstance(i, slice):
+            return SafeStrTuple._trusted(tuple.__getitem__(self, i))
+        return tuple.__getitem__(self, i)
+
+    def __add__(self, other: object) -> SafeStrTuple:  # type: ignore[override,unused-ignore]
+        if isinstance(other, SafeStrTuple):
+            return SafeStrTuple._trusted(tuple(self) + tuple(other))
+        return SafeStrTuple(self, other)
+
+    def __radd__(self, other: object) -> SafeStrTuple:
+        return SafeStrTuple(other, self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(repr(s) for s in self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self)._trusted, (tuple(self),))
+
+
+class NonEmptySafeStrTuple(SafeStrTuple):
+    """A SafeStrTuple with at least one component: the type of every key."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any) -> NonEmptySafeStrTuple:
+        if len(args) == 1 and type(args[0]) is cls:
+            return args[0]  # type: ignore[no-any-return,unused-ignore]
+        out: list[str] = []
+        _flatten(args, out)
+        if not out:
+            raise ValueError("Invalid key: a key needs at least one non-empty string")
+        return tuple.__new__(cls, out)
+
+    @classmethod
+    def _trusted(cls, strings: tuple[str, ...]) -> NonEmptySafeStrTuple:
+        return tuple.__new__(cls, strings)
+
+
+PersiDictKey: TypeAlias = SafeStrTuple | str | Sequence[str]
+"""What may be passed where a (possibly empty) key prefix is expected."""
+
+NonEmptyPersiDictKey: TypeAlias = NonEmptySafeStrTuple | str | Sequence[str]
+"""What may be passed where a key is expected."""
+
+
+@lru_cache(maxsize=65536)
+def _key_from_str(s: str) -> NonEmptySafeStrTuple:
+    return NonEmptySafeStrTuple(s)
+
+
+def to_key(key: object) -> NonEmptySafeStrTuple:
+    """Normalise a user key into a NonEmptySafeStrTuple (cached for str keys)."""
+    t = type(key)
+    if t is NonEmptySafeStrTuple:
+        return key  # type: ignore[return-value,unused-ignore]
+    if t is str:
+        return _key_from_str(key)  # type: ignore[arg-type,unused-ignore]
+    return NonEmptySafeStrTuple(key)
+
+
+def to_prefix(prefix: object) -> SafeStrTuple:
+    """Normalise a user key prefix (which may be empty) into a SafeStrTuple."""
+    if isinstance(prefix, SafeStrTuple):
+        return SafeStrTuple._trusted(tuple(prefix))
+    return SafeStrTuple(prefix)
+
+
+# ---------------------------------------------------------------- digests
+
+
+@lru_cache(maxsize=262144)
+def _digest(component: str) -> str:
+    raw = hashlib.md5(component.encode("utf-8")).digest()
+    return base64.b32encode(raw).decode("ascii").lower()
+
+
+def add_digest_suffix(component: str, digest_len: int) -> str:
+    """Append ``_`` + the first ``digest_len`` chars of the component's digest.
+
+    A component that already ends in its own valid suffix is left alone, so
+    the function is idempotent. With ``digest_len == 0`` nothing is added.
+    """
+    if digest_len == 0 or has_digest_suffix(component, digest_len):
+        return component
+    return component + "_" + _digest(component)[:digest_len]
+
+
+def has_digest_suffix(component: str, digest_len: int) -> bool:
+    """Whether ``component`` ends with ``_`` + the digest of what precedes it."""
+    if digest_len == 0 or len(component) <= digest_len + 1:
+        return False
+    head, sep, tail = component[: -digest_len - 1], component[-digest_len - 1], component[-digest_len:]
+    return sep == "_" and _digest(head)[:digest_len] == tail
+
+
+def strip_digest_suffix(component: str, digest_len: int) -> str:
+    """Remove a valid digest suffix from ``component``; leave anything else."""
+    if has_digest_suffix(component, digest_len):
+        return component[: -digest_len - 1]
+    return component
+
+
+# ---------------------------------------------------------------- layout
+
+
+class Layout:
+    """Maps keys to backend locations and back (a pure function of the key).
+
+    Each component gets a digest suffix when ``digest_len > 0`` (FileDirDict's
+    defence against case-insensitive filesystems); the last one also gets
+    ``"." + extension``. Locations are cached: they sit on every hot path.
+    """
+
+    __slots__ = ("_cache", "_dot_ext", "digest_len", "extension")
+
+    _CACHE_LIMIT = 100_000
+
+    def __init__(self, extension: str, digest_len: int = 0) -> None:
+        self.extension = extension
+        self.digest_len = digest_len
+        self._dot_ext = "." + extension
+        self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Layout)
+            and other.extension == self.extension
+            and other.digest_len == self.digest_len
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.extension, self.digest_len))
+
+    def __repr__(self) -> str:
+        return f"Layout(extension={self.extension!r}, digest_len={self.digest_len})"
+
+    def encode_prefix(self, prefix: Sequence[str]) -> tuple[str, ...]:
+        """Encoded folder parts for a key prefix."""
+        n = self.digest_len
+        return tuple(add_digest_suffix(c, n) for c in prefix)
+
+    def location(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """The location (relative to a dict's root) where ``key`` is stored."""
+        loc = self._cache.get(key)
+        if loc is None:
+            parts = self.encode_prefix(key)
+            loc = (*parts[:-1], parts[-1] + self._dot_ext)
+            if len(self._cache) >= self._CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = loc
+        return loc
+
+    def key_of(self, loc: Sequence[str]) -> NonEmptySafeStrTuple | None:
+        """The key stored at ``loc``, or None if ``loc`` holds no item of this layout."""
+        if not loc:
+            return None
+        last = loc[-1]
+        if not last.endswith(self._dot_ext):
+            return None
+        n = self.digest_len
+        parts = [*loc[:-1], last[: -len(self._dot_ext)]]
+        if n:
+            parts = [strip_digest_suffix(c, n) for c in parts]
+        for c in parts:
+            if _component_problem(c) is not None:
+                return None  # a foreign file whose name is not a key
+        return NonEmptySafeStrTuple._trusted(tuple(parts))

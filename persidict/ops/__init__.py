@@ -1,0 +1,1 @@
+"""The functional core: command records, pure decisions, and the interpreter."""

@@ -1,0 +1,579 @@
+"""PersiDict: the abstract, dict-like interface shared by every store and wrapper.
+
+Public methods validate and normalise their arguments (keys, flags, values,
+the mutation policy's jokers) and call a small set of protected primitives
+that concrete classes implement: ``_get_item_if``, ``_set_item_if``,
+``_setdefault_if``, ``_discard_if``, ``_transform_item``, ``_iter_keys``,
+``_iter_keys_and_timestamps``, ``_timestamp``, ``_subdict`` and
+``get_params``. The rest — the plain dict API, sampling, ordering by time,
+subdicts — is derived here once. Stores override the derived hot paths
+(``_get``, ``_set``, ``_discard``, ``_contains``) with single backend calls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, Generic, TypeVar, overload
+
+from .codecs import Codec
+from .errors import MutationPolicyError
+from .flags import (
+    ALWAYS_RETRIEVE,
+    ANY_ETAG,
+    DELETE_CURRENT,
+    ETAG_IS_THE_SAME,
+    IF_ETAG_CHANGED,
+    ITEM_NOT_AVAILABLE,
+    KEEP_CURRENT,
+    NEVER_RETRIEVE,
+    ETagConditionFlag,
+    ETagIfExists,
+    ETagValue,
+    ItemNotAvailableFlag,
+    Joker,
+    RetrieveValueFlag,
+    TransformingFunction,
+    ValueType,
+)
+from .keys import (
+    NonEmptyPersiDictKey,
+    NonEmptySafeStrTuple,
+    PersiDictKey,
+    SafeStrTuple,
+    to_key,
+    to_prefix,
+)
+from .results import ConditionalOperationResult, OperationResult
+
+_T = TypeVar("_T")
+_MISSING: Any = object()
+
+
+def check_condition(condition: object) -> ETagConditionFlag:
+    """Validate an ETag condition argument."""
+    if not isinstance(condition, ETagConditionFlag):
+        raise TypeError(
+            "condition must be ANY_ETAG, ETAG_IS_THE_SAME or ETAG_HAS_CHANGED, "
+            f"not {condition!r}"
+        )
+    return condition
+
+
+def check_expected_etag(expected_etag: object) -> ETagIfExists:
+    """Validate an expected ETag argument (a str or ITEM_NOT_AVAILABLE)."""
+    if isinstance(expected_etag, ItemNotAvailableFlag):
+        return expected_etag
+    if not isinstance(expected_etag, str):
+        raise TypeError(
+            f"expected_etag must be an ETag string or ITEM_NOT_AVAILABLE, not {expected_etag!r}"
+        )
+    return ETagValue(expected_etag)
+
+
+def check_retrieve(retrieve_value: object, always_retrieve_value: bool | None) -> RetrieveValueFlag:
+    """Validate a retrieve mode; ``always_retrieve_value`` is the older boolean spelling."""
+    if always_retrieve_value is not None:
+        if not isinstance(always_retrieve_value, bool):
+            raise TypeError(f"always_retrieve_value must be a bool, not {always_retrieve_value!r}")
+        return ALWAYS_RETRIEVE if always_retrieve_value else IF_ETAG_CHANGED
+    if isinstance(retrieve_value, RetrieveValueFlag):
+        return retrieve_value
+    raise TypeError(
+        "retrieve_value must be ALWAYS_RETRIEVE, NEVER_RETRIEVE or IF_ETAG_CHANGED, "
+        f"not {retrieve_value!r}"
+    )
+
+
+def check_n_retries(n_retries: int | None) -> int | None:
+    """Validate ``n_retries`` and turn it into a number of attempts (None: forever)."""
+    if n_retries is None:
+        return None
+    if isinstance(n_retries, bool) or not isinstance(n_retries, int) or n_retries < 0:
+        raise ValueError(f"n_retries must be a non-negative int or None, not {n_retries!r}")
+    return n_retries + 1
+
+
+class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[ValueType]):
+    """A persistent, dict-like mapping from safe-string keys to values.
+
+    Keys may be given as a str, a sequence of str or a SafeStrTuple; keys
+    returned are NonEmptySafeStrTuple. Every key has an ETag (an opaque
+    version) and a timestamp. Conditional operations (``*_if``) compare an
+    expected ETag with the actual one and return a ConditionalOperationResult.
+    """
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    @abstractmethod
+    def append_only(self) -> bool:
+        """Whether items, once written, can be neither changed nor deleted."""
+
+    @property
+    @abstractmethod
+    def base_class_for_values(self) -> type | None:
+        """If set, every value must be an instance of this class."""
+
+    @property
+    @abstractmethod
+    def serialization_format(self) -> str | Codec:
+        """The format values are stored in: "pkl", "json", a text format, or a Codec."""
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, sorted by name: ``type(d)(**d.get_params())`` opens the same store."""
+
+    # ------------------------------------------------------------ primitives
+
+    @abstractmethod
+    def _get_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]: ...
+
+    @abstractmethod
+    def _set_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]: ...
+
+    @abstractmethod
+    def _setdefault_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        default_value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]: ...
+
+    @abstractmethod
+    def _discard_if(
+        self, key: NonEmptySafeStrTuple, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]: ...
+
+    @abstractmethod
+    def _transform_item(
+        self, key: NonEmptySafeStrTuple, transformer: TransformingFunction, max_attempts: int | None
+    ) -> OperationResult[ValueType]: ...
+
+    @abstractmethod
+    def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]: ...
+
+    @abstractmethod
+    def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]: ...
+
+    @abstractmethod
+    def _timestamp(self, key: NonEmptySafeStrTuple) -> float: ...
+
+    @abstractmethod
+    def _subdict(self, prefix: SafeStrTuple) -> PersiDict[ValueType]: ...
+
+    # Hot paths: derived here, overridden by stores with one backend call each.
+
+    def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
+        r = self._get_item_if(key, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+        if r.new_value is ITEM_NOT_AVAILABLE:
+            raise KeyError(key)
+        return r.new_value  # type: ignore[return-value]
+
+    def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        self._set_item_if(key, value, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
+
+    def _discard(self, key: NonEmptySafeStrTuple) -> bool:
+        return self._discard_if(key, ITEM_NOT_AVAILABLE, ANY_ETAG).value_was_mutated
+
+    def _contains(self, key: NonEmptySafeStrTuple) -> bool:
+        r = self._get_item_if(key, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
+        return r.actual_etag is not ITEM_NOT_AVAILABLE
+
+    # ------------------------------------------------------------ checks
+
+    def _check_value(self, key: NonEmptySafeStrTuple, value: object) -> None:
+        """Reject values no store may hold; jokers pass (they are commands)."""
+        if isinstance(value, PersiDict):
+            raise TypeError(f"Cannot store a PersiDict as the value of key {key!r}")
+        if isinstance(value, Joker):
+            return
+        base = self.base_class_for_values
+        if base is not None and not isinstance(value, base):
+            raise TypeError(
+                f"Value for key {key!r} must be an instance of {base.__name__}, "
+                f"not {type(value).__name__}"
+            )
+
+    def _forbid_delete(self, key: object) -> None:
+        if self.append_only:
+            raise MutationPolicyError(
+                "append-only", f"Cannot delete key {key!r}: {type(self).__name__} is append-only"
+            )
+
+    # ------------------------------------------------------------ dict API
+
+    def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
+        """The value stored under ``key``; KeyError when absent."""
+        return self._get(to_key(key))
+
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
+        """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
+        k = to_key(key)
+        if value is KEEP_CURRENT:
+            return
+        if value is DELETE_CURRENT:
+            self._forbid_delete(k)
+            self._discard(k)
+            return
+        self._check_value(k, value)
+        self._set(k, value)
+
+    def __delitem__(self, key: NonEmptyPersiDictKey) -> None:
+        """Delete ``key``; KeyError when absent."""
+        k = to_key(key)
+        self._forbid_delete(k)
+        if not self._discard(k):
+            raise KeyError(k)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is stored (a malformed key raises, as it can never be stored)."""
+        return self._contains(to_key(key))
+
+    def __iter__(self) -> Iterator[NonEmptySafeStrTuple]:
+        """Keys, in no particular order, streamed."""
+        return self._iter_keys()
+
+    def __len__(self) -> int:
+        """The number of stored keys."""
+        return sum(1 for _ in self._iter_keys())
+
+    @overload
+    def get(self, key: NonEmptyPersiDictKey, /) -> ValueType | None: ...
+    @overload
+    def get(self, key: NonEmptyPersiDictKey, /, default: ValueType | _T) -> ValueType | _T: ...
+    def get(self, key: NonEmptyPersiDictKey, /, default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` when absent."""
+        try:
+            return self._get(to_key(key))
+        except KeyError:
+            return default
+
+    def setdefault(self, key: NonEmptyPersiDictKey, default: ValueType | None = None) -> ValueType:
+        """Insert ``default`` if ``key`` is absent (atomically); return the stored value."""
+        k = to_key(key)
+        if isinstance(default, Joker):
+            raise TypeError(f"setdefault() does not accept {default!r} as the default for key {k!r}")
+        self._check_value(k, default)
+        r = self._setdefault_if(k, default, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+        if r.new_value is ITEM_NOT_AVAILABLE:  # a null store keeps nothing
+            return default  # type: ignore[return-value]
+        return r.new_value  # type: ignore[return-value]
+
+    def pop(self, key: NonEmptyPersiDictKey, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value (or ``default``; KeyError without one)."""
+        k = to_key(key)
+        self._forbid_delete(k)
+        while True:
+            r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+            if r.actual_etag is ITEM_NOT_AVAILABLE:
+                if default is _MISSING:
+                    raise KeyError(k)
+                return default
+            if self._discard_if(k, r.actual_etag, ETAG_IS_THE_SAME).value_was_mutated:
+                return r.new_value
+
+    def popitem(self) -> tuple[NonEmptySafeStrTuple, ValueType]:
+        """Remove and return some (key, value) pair; KeyError when empty."""
+        self._forbid_delete("popitem")
+        for k in self._iter_keys():
+            try:
+                return k, self.pop(k)
+            except KeyError:
+                continue  # deleted by someone else meanwhile
+        raise KeyError("popitem(): the dictionary is empty")
+
+    def clear(self) -> None:
+        """Delete every item."""
+        self._forbid_delete("clear")
+        for k in list(self._iter_keys()):
+            self._discard(k)
+
+    def update(self, other: Any = (), /, **kwargs: ValueType) -> None:
+        """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``."""
+        if isinstance(other, Mapping):
+            for k in other:
+                self[k] = other[k]
+        elif hasattr(other, "keys"):
+            for k in other.keys():  # noqa: SIM118 - duck-typed mappings
+                self[k] = other[k]
+        else:
+            for k, v in other:
+                self[k] = v
+        for k, v in kwargs.items():
+            self[k] = v
+
+    def __ior__(self, other: Any) -> PersiDict[ValueType]:
+        """``d |= other`` updates ``d`` in place."""
+        self.update(other)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        """Same class and parameters (same store), or the same items as a Mapping."""
+        if self is other:
+            return True
+        if (
+            type(other) is type(self)
+            and isinstance(other, PersiDict)
+            and other.get_params() == self.get_params()
+        ):
+            return True
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        for k in self._iter_keys():
+            try:
+                if other[k] != self._get(k):
+                    return False
+            except KeyError:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def __str__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self.items()) + "}"
+
+    def __copy__(self) -> PersiDict[ValueType]:
+        return type(self)(**self.get_params())
+
+    def __bool__(self) -> bool:
+        for _ in self._iter_keys():
+            return True
+        return False
+
+    # ------------------------------------------------------------ extras
+
+    def discard(self, key: NonEmptyPersiDictKey) -> bool:
+        """Delete ``key`` if present; return whether it was."""
+        k = to_key(key)
+        self._forbid_delete(k)
+        return self._discard(k)
+
+    def delete_if_exists(self, key: NonEmptyPersiDictKey) -> bool:
+        """Same as ``discard``."""
+        return self.discard(key)
+
+    def timestamp(self, key: NonEmptyPersiDictKey) -> float:
+        """POSIX time of the key's last modification; KeyError when absent."""
+        return self._timestamp(to_key(key))
+
+    def etag(self, key: NonEmptyPersiDictKey) -> ETagValue:
+        """The key's current ETag; KeyError when absent."""
+        k = to_key(key)
+        r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
+        if r.actual_etag is ITEM_NOT_AVAILABLE:
+            raise KeyError(k)
+        return r.actual_etag  # type: ignore[return-value]
+
+    def get_with_etag(self, key: NonEmptyPersiDictKey) -> tuple[ValueType, ETagValue]:
+        """The value and its ETag, read together; KeyError when absent."""
+        k = to_key(key)
+        r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+        if r.actual_etag is ITEM_NOT_AVAILABLE:
+            raise KeyError(k)
+        return r.new_value, r.actual_etag  # type: ignore[return-value]
+
+    def get_item_if(
+        self,
+        key: NonEmptyPersiDictKey,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        *,
+        retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED,
+        always_retrieve_value: bool | None = None,
+    ) -> ConditionalOperationResult[ValueType]:
+        """Conditional read: report whether the condition holds, and the value."""
+        return self._get_item_if(
+            to_key(key),
+            check_expected_etag(expected_etag),
+            check_condition(condition),
+            check_retrieve(retrieve_value, always_retrieve_value),
+        )
+
+    def set_item_if(
+        self,
+        key: NonEmptyPersiDictKey,
+        value: ValueType | Joker,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        *,
+        retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED,
+        always_retrieve_value: bool | None = None,
+    ) -> ConditionalOperationResult[ValueType]:
+        """Conditional write: store (or KEEP_CURRENT / DELETE_CURRENT) only if the condition holds."""
+        k = to_key(key)
+        self._check_value(k, value)
+        e = check_expected_etag(expected_etag)
+        c = check_condition(condition)
+        r = check_retrieve(retrieve_value, always_retrieve_value)
+        if value is DELETE_CURRENT:
+            self._forbid_delete(k)
+        return self._set_item_if(k, value, e, c, r)
+
+    def setdefault_if(
+        self,
+        key: NonEmptyPersiDictKey,
+        default_value: ValueType,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        *,
+        retrieve_value: RetrieveValueFlag = IF_ETAG_CHANGED,
+        always_retrieve_value: bool | None = None,
+    ) -> ConditionalOperationResult[ValueType]:
+        """Conditional insert-if-absent of ``default_value``."""
+        k = to_key(key)
+        if isinstance(default_value, Joker):
+            raise TypeError(f"setdefault_if() does not accept {default_value!r} as the default for key {k!r}")
+        self._check_value(k, default_value)
+        return self._setdefault_if(
+            k,
+            default_value,
+            check_expected_etag(expected_etag),
+            check_condition(condition),
+            check_retrieve(retrieve_value, always_retrieve_value),
+        )
+
+    def discard_if(
+        self, key: NonEmptyPersiDictKey, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]:
+        """Conditional delete."""
+        k = to_key(key)
+        e = check_expected_etag(expected_etag)
+        c = check_condition(condition)
+        self._forbid_delete(k)
+        return self._discard_if(k, e, c)
+
+    def discard_item_if(
+        self, key: NonEmptyPersiDictKey, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]:
+        """Same as ``discard_if``."""
+        return self.discard_if(key, expected_etag, condition)
+
+    def transform_item(
+        self,
+        key: NonEmptyPersiDictKey,
+        transformer: TransformingFunction,
+        *,
+        n_retries: int | None = 6,
+    ) -> OperationResult[ValueType]:
+        """Atomically replace the value with ``transformer(value)``, retrying on conflict.
+
+        The transformer gets the current value (ITEM_NOT_AVAILABLE when absent)
+        and returns the new value, KEEP_CURRENT or DELETE_CURRENT. It may run
+        more than once. ``n_retries=None`` retries forever; when the retries are
+        used up, ConcurrencyConflictError is raised.
+        """
+        k = to_key(key)
+        if not callable(transformer):
+            raise TypeError(f"transformer must be callable, not {transformer!r}")
+        attempts = check_n_retries(n_retries)
+
+        def checked(current: Any) -> Any:
+            new = transformer(current)
+            if new is DELETE_CURRENT:
+                self._forbid_delete(k)
+            self._check_value(k, new)
+            return new
+
+        return self._transform_item(k, checked, attempts)
+
+    # ------------------------------------------------------------ iteration
+
+    def keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
+        """(key, timestamp) pairs, streamed."""
+        return self._iter_keys_and_timestamps()
+
+    def values_and_timestamps(self) -> Iterator[tuple[ValueType, float]]:
+        """(value, timestamp) pairs; keys deleted meanwhile are skipped."""
+        for _, v, t in self.items_and_timestamps():
+            yield v, t
+
+    def items_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, ValueType, float]]:
+        """(key, value, timestamp) triples; keys deleted meanwhile are skipped."""
+        for k, t in self._iter_keys_and_timestamps():
+            try:
+                yield k, self._get(k), t
+            except KeyError:
+                continue
+
+    def random_key(self) -> NonEmptySafeStrTuple | None:
+        """A uniformly random key (reservoir sampling: constant memory); None when empty."""
+        chosen: NonEmptySafeStrTuple | None = None
+        rng = random.random
+        for i, k in enumerate(self._iter_keys(), 1):
+            if rng() * i < 1.0:
+                chosen = k
+        return chosen
+
+    def _by_time(self, newest: bool, max_n: int | None) -> list[NonEmptySafeStrTuple]:
+        if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 0):
+            raise ValueError(f"max_n must be a non-negative int or None, not {max_n!r}")
+        pairs = self._iter_keys_and_timestamps()
+        pick = heapq.nlargest if newest else heapq.nsmallest
+        if max_n is None:
+            ordered = sorted(pairs, key=lambda p: (p[1], p[0]), reverse=newest)
+        else:
+            ordered = pick(max_n, pairs, key=lambda p: (p[1], p[0]))
+        return [k for k, _ in ordered]
+
+    def oldest_keys(self, max_n: int | None = None) -> list[NonEmptySafeStrTuple]:
+        """Keys from the least to the most recently modified (at most ``max_n``)."""
+        return self._by_time(False, max_n)
+
+    def newest_keys(self, max_n: int | None = None) -> list[NonEmptySafeStrTuple]:
+        """Keys from the most to the least recently modified (at most ``max_n``)."""
+        return self._by_time(True, max_n)
+
+    def _values_of(self, keys: Iterable[NonEmptySafeStrTuple]) -> list[ValueType]:
+        out: list[ValueType] = []
+        for k in keys:
+            try:
+                out.append(self._get(k))
+            except KeyError:
+                continue
+        return out
+
+    def oldest_values(self, max_n: int | None = None) -> list[ValueType]:
+        """Values of ``oldest_keys(max_n)``."""
+        return self._values_of(self.oldest_keys(max_n))
+
+    def newest_values(self, max_n: int | None = None) -> list[ValueType]:
+        """Values of ``newest_keys(max_n)``."""
+        return self._values_of(self.newest_keys(max_n))
+
+    # ------------------------------------------------------------ hierarchy
+
+    def get_subdict(self, prefix_key: PersiDictKey) -> PersiDict[ValueType]:
+        """A view of the keys under ``prefix_key``, with the prefix removed; shares storage."""
+        return self._subdict(to_prefix(prefix_key))
+
+    def subdicts(self) -> dict[str, PersiDict[ValueType]]:
+        """Each first-level prefix (of keys with two or more parts) and its subdict."""
+        firsts: set[str] = set()
+        for k in self._iter_keys():
+            if len(k) > 1:
+                firsts.add(k[0])
+        return {f: self.get_subdict(f) for f in sorted(firsts)}

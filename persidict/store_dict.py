@@ -1,0 +1,257 @@
+"""StoreDict: the PersiDict façade over a Backend.
+
+It normalises the key, picks the location (cached with the key's codec as a
+``Target``), encodes the value, builds a command and hands it to the
+interpreter in ``ops.run``. Concrete stores (LocalDict, EmptyDict,
+FileDirDict, BasicS3Dict, LmdbDict) are StoreDicts that choose a backend, a
+layout and their constructor parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from .backends.base import IF_ABSENT, Backend, Location, PreconditionFailed
+from .codecs import Codec, ValueCoder, codec_for, format_name
+from .flags import (
+    ETagConditionFlag,
+    ETagIfExists,
+    Joker,
+    RetrieveValueFlag,
+    TransformingFunction,
+    ValueType,
+)
+from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .ops import run as interpreter
+from .ops.commands import (
+    DiscardIf,
+    DiscardItem,
+    GetItem,
+    GetItemIf,
+    SetDefaultIf,
+    SetItem,
+    SetItemIf,
+    Target,
+    TransformItem,
+)
+from .ops.decide import refuse_overwrite
+from .persi_dict import PersiDict
+from .results import ConditionalOperationResult, OperationResult
+
+_TARGET_CACHE_LIMIT = 100_000
+
+
+class StoreDict(PersiDict[ValueType]):
+    """A PersiDict whose items live in a Backend under a root location."""
+
+    _backend: Backend
+    _root: Location
+    _layout: Layout
+    _coder: ValueCoder
+    _append_only: bool
+    _targets: dict[NonEmptySafeStrTuple, Target]
+
+    def _init_store(
+        self,
+        *,
+        backend: Backend,
+        root: Location,
+        serialization_format: str | Codec,
+        append_only: bool,
+        base_class_for_values: type | None,
+        digest_len: int = 0,
+    ) -> None:
+        """Set up the store; called by the concrete constructors."""
+        if not isinstance(append_only, bool):
+            raise TypeError(f"append_only must be a bool, not {append_only!r}")
+        if base_class_for_values is not None and not isinstance(base_class_for_values, type):
+            raise TypeError(f"base_class_for_values must be a class or None, not {base_class_for_values!r}")
+        if isinstance(digest_len, bool) or not isinstance(digest_len, int) or digest_len < 0:
+            raise ValueError(f"digest_len must be a non-negative int, not {digest_len!r}")
+        codec = codec_for(serialization_format)
+        if (
+            base_class_for_values is not None
+            and codec.__class__.__name__ == "TextCodec"
+            and not issubclass(base_class_for_values, str)
+        ):
+            raise ValueError(
+                f"serialization_format={codec.extension!r} stores text: "
+                f"base_class_for_values must be str, not {base_class_for_values.__name__}"
+            )
+        self._backend = backend
+        self._root = root
+        self._layout = Layout(codec.extension, digest_len)
+        self._coder = ValueCoder(codec, base_class_for_values)
+        self._append_only = append_only
+        self._targets = {}
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def append_only(self) -> bool:
+        """Whether items can be neither overwritten nor deleted."""
+        return self._append_only
+
+    @property
+    def base_class_for_values(self) -> type | None:
+        """The class every value must be an instance of, if any."""
+        return self._coder.base_class_for_values
+
+    @property
+    def serialization_format(self) -> str | Codec:
+        """The storage format name (or the user Codec)."""
+        return format_name(self._coder.codec)
+
+    @property
+    def digest_len(self) -> int:
+        """Length of the digest suffix added to key components (0: none)."""
+        return self._layout.digest_len
+
+    @property
+    def capabilities(self) -> Any:
+        """What the backend guarantees (e.g. whether preconditions are atomic)."""
+        return self._backend.capabilities
+
+    def _common_params(self) -> dict[str, Any]:
+        return {
+            "append_only": self._append_only,
+            "base_class_for_values": self.base_class_for_values,
+            "serialization_format": self.serialization_format,
+        }
+
+    # ------------------------------------------------------------ targets
+
+    def _target(self, key: NonEmptySafeStrTuple) -> Target:
+        t = self._targets.get(key)
+        if t is None:
+            t = Target(key, self._root + self._layout.location(key), self._coder)
+            if len(self._targets) >= _TARGET_CACHE_LIMIT:
+                self._targets.clear()
+            self._targets[key] = t
+        return t
+
+    # ------------------------------------------------------------ hot paths
+
+    def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
+        value: ValueType = interpreter.run_get(self._backend, GetItem(self._target(key)))
+        return value
+
+    def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        t = self._target(key)
+        data = self._coder.encode(key, value)
+        if self._append_only:
+            try:
+                self._backend.write(t.loc, data, precondition=IF_ABSENT)
+            except PreconditionFailed:
+                raise refuse_overwrite(key) from None
+            return
+        interpreter.run_set(self._backend, SetItem(t, data))
+
+    def _discard(self, key: NonEmptySafeStrTuple) -> bool:
+        return interpreter.run_discard(self._backend, DiscardItem(self._target(key)))
+
+    def _contains(self, key: NonEmptySafeStrTuple) -> bool:
+        return self._backend.stat(self._target(key).loc) is not None
+
+    def _timestamp(self, key: NonEmptySafeStrTuple) -> float:
+        stat = self._backend.stat(self._target(key).loc)
+        if stat is None:
+            raise KeyError(key)
+        return stat.mtime
+
+    # ------------------------------------------------------------ conditional
+
+    def _get_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]:
+        cmd = GetItemIf(self._target(key), expected_etag, condition, retrieve)
+        return interpreter.run_conditional(self._backend, cmd)
+
+    def _set_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]:
+        t = self._target(key)
+        data = None if isinstance(value, Joker) else self._coder.encode(key, value)
+        cmd = SetItemIf(t, value, data, expected_etag, condition, retrieve, self._append_only)
+        return interpreter.run_conditional(self._backend, cmd)
+
+    def _setdefault_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        default_value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]:
+        t = self._target(key)
+        data = self._coder.encode(key, default_value)
+        cmd = SetDefaultIf(t, default_value, data, expected_etag, condition, retrieve)
+        return interpreter.run_conditional(self._backend, cmd)
+
+    def _discard_if(
+        self, key: NonEmptySafeStrTuple, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]:
+        cmd = DiscardIf(self._target(key), expected_etag, condition)
+        return interpreter.run_conditional(self._backend, cmd)
+
+    def _transform_item(
+        self, key: NonEmptySafeStrTuple, transformer: TransformingFunction, max_attempts: int | None
+    ) -> OperationResult[ValueType]:
+        cmd = TransformItem(self._target(key), transformer, max_attempts, self._append_only)
+        return interpreter.run_transform(self._backend, cmd)
+
+    # ------------------------------------------------------------ listing
+
+    def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
+        key_of = self._layout.key_of
+        for loc in self._backend.list(self._root):
+            k = key_of(loc)
+            if k is not None:
+                yield k
+
+    def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
+        key_of = self._layout.key_of
+        for loc, stat in self._backend.list_stats(self._root):
+            k = key_of(loc)
+            if k is not None:
+                yield k, stat.mtime
+
+    def __len__(self) -> int:
+        """The number of stored items (foreign and temporary files are not counted)."""
+        key_of = self._layout.key_of
+        return sum(1 for loc in self._backend.list(self._root) if key_of(loc) is not None)
+
+    def clear(self) -> None:
+        """Delete every item of this dict (and of its subdicts); foreign files stay."""
+        self._forbid_delete("clear")
+        key_of = self._layout.key_of
+        root = self._root
+        self._backend.delete_many(
+            root + loc for loc in self._backend.list(root) if key_of(loc) is not None
+        )
+
+    # ------------------------------------------------------------ hierarchy
+
+    def _subdict(self, prefix: SafeStrTuple) -> StoreDict[ValueType]:
+        sub = copy.copy(self)
+        sub._root = self._root + self._layout.encode_prefix(prefix)
+        sub._layout = Layout(self._layout.extension, self._layout.digest_len)
+        sub._targets = {}
+        return sub
+
+    def __copy__(self) -> StoreDict[ValueType]:
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._targets = {}
+        return new
