@@ -9,6 +9,7 @@ lmdb, numpy, pandas) load only when the class that needs them is used.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, TextCodec
 from .empty_dict import EmptyDict
@@ -55,6 +56,33 @@ from .keys import (
 from .local_dict import LocalDict
 from .persi_dict import PersiDict
 from .results import ConditionalOperationResult, OperationResult
+
+# Classes whose modules pull in optional or heavier dependencies load on
+# first use, so that ``import persidict`` imports no boto3, lmdb or numpy.
+_LAZY: dict[str, str] = {
+    "FileDirDict": "file_dir_dict",
+    "BasicS3Dict": "s3_dict",
+    "S3Dict": "s3_dict",
+    "S3Dict_FileDirCached": "s3_dict",
+    "LmdbDict": "lmdb_dict",
+    "WriteOnceDict": "wrappers.write_once",
+    "MutableDictCached": "wrappers.cached",
+    "AppendOnlyDictCached": "wrappers.cached",
+    "OverlappingMultiDict": "wrappers.overlapping",
+    "ExpiringDict": "wrappers.expiring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'persidict' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 try:
     __version__ = version("persidict")

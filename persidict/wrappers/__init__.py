@@ -1,0 +1,1 @@
+"""PersiDicts built from PersiDicts: write-once, cached, overlapping, expiring."""
