@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import pickle
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -54,16 +55,18 @@ class PickleCodec:
 
     def decode(self, data: bytes) -> Any:
         """Unpickle plain pickles directly; hand joblib files to joblib."""
-        if data[:4] == _LZ4_MAGIC or data.startswith(_COMPRESSED_MAGICS[1:]):
+        if data[:1] == b"\x80":  # pickle protocol >= 2: the common case
+            try:
+                value = pickle.loads(data)
+            except Exception:
+                # An uncompressed joblib file with numpy arrays inlined.
+                return _joblib_load(data)
+            if type(value).__module__ == "joblib.numpy_pickle":
+                return _joblib_load(data)
+            return value
+        if data.startswith(_COMPRESSED_MAGICS):
             return _joblib_load(data)
-        try:
-            value = pickle.loads(data)
-        except Exception:
-            # An uncompressed joblib file with numpy arrays inlined.
-            return _joblib_load(data)
-        if type(value).__module__ == "joblib.numpy_pickle":
-            return _joblib_load(data)
-        return value
+        return pickle.loads(data)
 
 
 def _joblib_load(data: bytes) -> Any:
@@ -211,24 +214,24 @@ class ValueCoder:
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
             ) from e
 
-    def decode(self, key: object, data: bytes, where: str) -> Any:
-        """Deserialise the value stored for ``key`` at ``where``; check its type."""
+    def decode(self, key: object, data: bytes, where: Callable[[], str]) -> Any:
+        """Deserialise the value stored for ``key`` (``where()`` names the place); check its type."""
         try:
             value = self.codec.decode(data)
         except Exception as e:
             from .errors import CorruptValueError
 
             raise CorruptValueError(
-                f"Cannot decode the value of key {key!r} stored at {where} "
+                f"Cannot decode the value of key {key!r} stored at {where()} "
                 f"({len(data)} bytes, format {self.codec.extension!r}): {type(e).__name__}: {e}",
-                backend=where,
+                backend=where(),
                 operation="decode",
                 key=key,
             ) from e
         base = self.base_class_for_values
         if base is not None and not isinstance(value, base):
             raise TypeError(
-                f"The value stored for key {key!r} at {where} is a {type(value).__name__}, "
+                f"The value stored for key {key!r} at {where()} is a {type(value).__name__}, "
                 f"not an instance of {base.__name__}"
             )
         return value

@@ -149,17 +149,22 @@ NonEmptyPersiDictKey: TypeAlias = NonEmptySafeStrTuple | str | Sequence[str]
 
 
 @lru_cache(maxsize=65536)
-def _key_from_str(s: str) -> NonEmptySafeStrTuple:
-    return NonEmptySafeStrTuple(s)
+def _cached_key(key: str | tuple[Any, ...]) -> NonEmptySafeStrTuple:
+    return NonEmptySafeStrTuple(key)
 
 
 def to_key(key: object) -> NonEmptySafeStrTuple:
-    """Normalise a user key into a NonEmptySafeStrTuple (cached for str keys)."""
+    """Normalise a user key into a NonEmptySafeStrTuple (cached for str and tuple keys)."""
     t = type(key)
     if t is NonEmptySafeStrTuple:
         return key  # type: ignore[return-value,unused-ignore]
-    if t is str:
-        return _key_from_str(key)  # type: ignore[arg-type,unused-ignore]
+    if t is str or t is tuple:
+        try:
+            return _cached_key(key)  # type: ignore[arg-type,unused-ignore]
+        except TypeError:
+            if t is str:
+                raise
+            # an unhashable component (e.g. a list): validate uncached
     return NonEmptySafeStrTuple(key)
 
 

@@ -38,7 +38,7 @@ def _where(backend: Backend, target: Target) -> str:
 
 
 def _decode(backend: Backend, target: Target, data: bytes) -> Any:
-    return target.coder.decode(target.key, data, _where(backend, target))
+    return target.coder.decode(target.key, data, lambda: _where(backend, target))
 
 
 def _etag(stat: Stat | None) -> ETagIfExists:
