@@ -250,8 +250,18 @@ class StoreDict(PersiDict[ValueType]):
         sub._targets = {}
         return sub
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from parameters: caches stay behind, and a dict sent to a
+        # worker process reopens the same storage.
+        return (_rebuild, (type(self), self.get_params()))
+
     def __copy__(self) -> StoreDict[ValueType]:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new._targets = {}
         return new
+
+
+def _rebuild(cls: type[StoreDict[Any]], params: dict[str, Any]) -> StoreDict[Any]:
+    """Unpickle a store by reopening it from its parameters."""
+    return cls(**params)
