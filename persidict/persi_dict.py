@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
 from typing import Any, Generic, TypeVar, overload
 
 from .codecs import Codec
@@ -94,6 +94,34 @@ def check_n_retries(n_retries: int | None) -> int | None:
     if isinstance(n_retries, bool) or not isinstance(n_retries, int) or n_retries < 0:
         raise ValueError(f"n_retries must be a non-negative int or None, not {n_retries!r}")
     return n_retries + 1
+
+
+class _Values(ValuesView[ValueType]):
+    """Values, skipping keys deleted by someone else during iteration."""
+
+    _mapping: PersiDict[ValueType]
+
+    def __iter__(self) -> Iterator[ValueType]:
+        m = self._mapping
+        for k in m._iter_keys():
+            try:
+                yield m._get(k)
+            except KeyError:
+                continue
+
+
+class _Items(ItemsView[NonEmptySafeStrTuple, ValueType]):
+    """(key, value) pairs, skipping keys deleted by someone else during iteration."""
+
+    _mapping: PersiDict[ValueType]
+
+    def __iter__(self) -> Iterator[tuple[NonEmptySafeStrTuple, ValueType]]:
+        m = self._mapping
+        for k in m._iter_keys():
+            try:
+                yield k, m._get(k)
+            except KeyError:
+                continue
 
 
 class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[ValueType]):
@@ -254,6 +282,14 @@ class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[Va
     def __len__(self) -> int:
         """The number of stored keys."""
         return sum(1 for _ in self._iter_keys())
+
+    def values(self) -> ValuesView[ValueType]:
+        """A view of the values; keys deleted meanwhile are skipped."""
+        return _Values(self)
+
+    def items(self) -> ItemsView[NonEmptySafeStrTuple, ValueType]:
+        """A view of the (key, value) pairs; keys deleted meanwhile are skipped."""
+        return _Items(self)
 
     @overload
     def get(self, key: NonEmptyPersiDictKey, /) -> ValueType | None: ...
