@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..backends.base import Backend, NotModified, PreconditionFailed, Stat
+from ..backends.base import Backend, IfAbsent, NotModified, PreconditionFailed, Stat
 from ..errors import ConcurrencyConflictError
-from ..flags import ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ETagIfExists, ETagValue, Joker
+from ..flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ETagIfExists, ETagValue, Joker
 from ..results import ConditionalOperationResult, OperationResult
 from . import decide as d
 from .commands import (
@@ -98,15 +98,38 @@ _DECIDERS: dict[type, Callable[[Any, ETagIfExists], d.Decision]] = {
 }
 
 
+def _expects_absent(cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf) -> bool:
+    """Whether ``cmd`` is an insert conditional on the key being absent."""
+    return (
+        isinstance(cmd, SetItemIf | SetDefaultIf)
+        and cmd.condition is ETAG_IS_THE_SAME
+        and cmd.expected_etag is ITEM_NOT_AVAILABLE
+    )
+
+
 def run_conditional(
     backend: Backend, cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf
 ) -> ConditionalOperationResult[Any]:
     """Run a conditional command to a result that is true of one moment."""
     decide_fn = _DECIDERS[type(cmd)]
     target = cmd.target
+    guess_absent = _expects_absent(cmd)
+    actual: ETagIfExists
+    data: bytes | None
     for _ in range(MAX_CONDITIONAL_ATTEMPTS):
-        actual, data = _observe(backend, cmd)
-        decision = decide_fn(cmd, actual)
+        if guess_absent:
+            # An insert that expects no item: try the create-only write before
+            # observing anything (one request on S3); observe if it fails.
+            guess_absent = False
+            actual, data = ITEM_NOT_AVAILABLE, None
+            decision = decide_fn(cmd, actual)
+            action = decision.action
+            if not (isinstance(action, d.Write) and isinstance(action.precondition, IfAbsent)):
+                actual, data = _observe(backend, cmd)
+                decision = decide_fn(cmd, actual)
+        else:
+            actual, data = _observe(backend, cmd)
+            decision = decide_fn(cmd, actual)
         resulting: ETagIfExists = actual
         mutated = False
         if decision.action is not None:
