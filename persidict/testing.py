@@ -574,7 +574,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         if self.append_only:
             written: set[Key] = set()
             for key, _, _ in writes:
-                if key in self.model or key in written:
+                if key in self.model or (key in written and not self.null):
                     # Writes before the refused one have happened.
                     self.refused(call, "update() overwriting an append-only key")
                     for key2, _, v2 in writes[: len(written)]:
