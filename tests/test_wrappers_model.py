@@ -8,6 +8,7 @@ refusing them, so it has its own tests (tests/test_wrappers_write_once.py).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from persidict.wrappers.cached import AppendOnlyDictCached, MutableDictCached
 from persidict.wrappers.expiring import ExpiringDict
 
 EXAMPLES = int(os.environ.get("PERSIDICT_MODEL_EXAMPLES", "500"))
-_LOCAL = settings(max_examples=max(EXAMPLES // 5, 20), stateful_step_count=30, deadline=None)
+_LOCAL = settings(max_examples=max(EXAMPLES // 8, 20), stateful_step_count=30, deadline=None)
 _FILES = settings(max_examples=max(EXAMPLES // 20, 10), stateful_step_count=25, deadline=None)
 
 _A_YEAR = 365 * 86400.0
@@ -139,3 +140,49 @@ TestAppendOnlyDictCachedFiles.settings = _FILES
 
 TestExpiringDictFiles = persidict_state_machine(_expiring_files, cleanup=_remove_folders).TestCase
 TestExpiringDictFiles.settings = _FILES
+
+
+# ---------------------------------------------------------------- over BasicS3Dict (moto, in-process)
+
+_S3 = settings(max_examples=max(EXAMPLES // 100, 3), stateful_step_count=20, deadline=None)
+_mocks: dict[int, Any] = {}
+_buckets = itertools.count()
+
+
+def _s3(**kwargs: Any) -> PersiDict[Any]:
+    from moto import mock_aws
+
+    from persidict.s3_dict import BasicS3Dict
+
+    mock = mock_aws()
+    mock.start()
+    d: PersiDict[Any] = BasicS3Dict(
+        bucket_name=f"wrappers-{next(_buckets)}",  # fresh: the store remembers buckets it made
+        region="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        **kwargs,
+    )
+    _mocks[id(d)] = mock
+    return d
+
+
+def _stop_s3(d: PersiDict[Any]) -> None:
+    assert isinstance(d, WrapperDict)
+    main = d.get_params()["main_dict"]
+    _mocks.pop(id(main)).stop()
+
+
+def _cached_s3() -> PersiDict[Any]:
+    return MutableDictCached(main_dict=_s3(), data_cache=LocalDict(), etag_cache=LocalDict())
+
+
+def _append_only_cached_s3() -> PersiDict[Any]:
+    return AppendOnlyDictCached(main_dict=_s3(append_only=True), data_cache=LocalDict(append_only=True))
+
+
+TestMutableDictCachedS3 = persidict_state_machine(_cached_s3, cleanup=_stop_s3).TestCase
+TestMutableDictCachedS3.settings = _S3
+
+TestAppendOnlyDictCachedS3 = persidict_state_machine(_append_only_cached_s3, cleanup=_stop_s3).TestCase
+TestAppendOnlyDictCachedS3.settings = _S3

@@ -25,6 +25,7 @@ from persidict import (
     MutationPolicyError,
     PersiDict,
 )
+from persidict.backends.memory import MemoryBackend
 from persidict.wrappers.write_once import WriteOnceDict
 
 
@@ -71,6 +72,22 @@ def test_first_write_wins_and_rewrites_are_ignored() -> None:
     with pytest.raises(MutationPolicyError) as e:
         del d["k"]
     assert e.value.policy == "append-only"
+
+
+def test_a_rewrite_writes_nothing() -> None:
+    class CountingWrites(MemoryBackend):
+        writes = 0
+
+        def write(self, loc: Any, data: bytes, *, precondition: Any = None) -> Any:
+            CountingWrites.writes += 1
+            return super().write(loc, data, precondition=precondition)
+
+    d: WriteOnceDict[int] = WriteOnceDict(wrapped_dict=LocalDict(backend=CountingWrites(), append_only=True))
+    d["k"] = 1
+    assert CountingWrites.writes == 1
+    for v in range(10):
+        d["k"] = v
+    assert CountingWrites.writes == 1 and d["k"] == 1
 
 
 def test_checks_never_fire_at_p0() -> None:

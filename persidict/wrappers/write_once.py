@@ -177,6 +177,19 @@ class WriteOnceDict(WrapperDict[ValueType]):
         return res
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        # A rewrite of a stored key (the common case for content-addressed
+        # data) costs one existence check: no encoding, no write. The insert
+        # itself stays one atomic insert-if-absent.
+        if self._wrapped._contains(key):
+            if not self._draw():
+                return
+            try:
+                stored = self._wrapped._get(key)
+            except KeyError:  # removed behind our back: insert below
+                pass
+            else:
+                self._verify(key, stored, value)
+                return
         self._set_item_if(key, value, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
 
     def _transform_item(
