@@ -22,7 +22,8 @@ from .keys import SAFE_CHARS_SET
 
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
 # Magic numbers of the compressors joblib can write.
-_COMPRESSED_MAGICS = (_LZ4_MAGIC, b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00")
+# (zlib, what joblib.dump(compress=<int>) writes, starts with "x": no pickle opcode.)
+_COMPRESSED_MAGICS = (_LZ4_MAGIC, b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"x")
 
 
 @runtime_checkable
@@ -82,6 +83,8 @@ def _jsonpickle() -> Any:
     """Import jsonpickle, registering numpy/pandas handlers when importable."""
     global _jsonpickle_ready
     import jsonpickle
+    import jsonpickle.pickler
+    import jsonpickle.unpickler
 
     if not _jsonpickle_ready:
         if importlib.util.find_spec("numpy") is not None:
@@ -104,12 +107,16 @@ class JsonCodec:
 
     def encode(self, value: Any) -> bytes:
         """Encode with jsonpickle."""
-        text: str = _jsonpickle().encode(value, indent=4)
+        jp = _jsonpickle()
+        # An explicit context keeps jsonpickle's defaults (keys=False, as the
+        # published persidict writes) without its per-call DeprecationWarning.
+        text: str = jp.encode(value, indent=4, context=jp.pickler.Pickler(keys=False))
         return text.encode("utf-8")
 
     def decode(self, data: bytes) -> Any:
         """Decode with jsonpickle."""
-        return _jsonpickle().decode(data.decode("utf-8"))
+        jp = _jsonpickle()
+        return jp.decode(data.decode("utf-8"), context=jp.unpickler.Unpickler(keys=False))
 
 
 @attrs.frozen
@@ -207,8 +214,10 @@ class ValueCoder:
         self.check(key, value)
         try:
             return self.codec.encode(value)
-        except TypeError:
-            raise
+        except TypeError as e:
+            raise TypeError(
+                f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
+            ) from e
         except Exception as e:
             raise ValueError(
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"

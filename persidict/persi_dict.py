@@ -15,8 +15,16 @@ from __future__ import annotations
 import heapq
 import random
 from abc import ABC, abstractmethod
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import (
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any, Generic, Self, TypeVar, overload
 
 from .codecs import Codec
 from .errors import MutationPolicyError
@@ -110,7 +118,7 @@ class _Values(ValuesView[ValueType]):
                 continue
 
 
-class _Items(ItemsView[NonEmptySafeStrTuple, ValueType]):
+class _Items(ItemsView[NonEmptySafeStrTuple, ValueType]):  # type: ignore[type-var,unused-ignore]
     """(key, value) pairs, skipping keys deleted by someone else during iteration."""
 
     _mapping: PersiDict[ValueType]
@@ -124,7 +132,7 @@ class _Items(ItemsView[NonEmptySafeStrTuple, ValueType]):
                 continue
 
 
-class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[ValueType]):
+class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[ValueType]):
     """A persistent, dict-like mapping from safe-string keys to values.
 
     Keys may be given as a str, a sequence of str or a SafeStrTuple; keys
@@ -283,6 +291,10 @@ class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[Va
         """The number of stored keys."""
         return sum(1 for _ in self._iter_keys())
 
+    def keys(self) -> KeysView[NonEmptySafeStrTuple]:
+        """A view of the keys (always NonEmptySafeStrTuple)."""
+        return KeysView(self)
+
     def values(self) -> ValuesView[ValueType]:
         """A view of the values; keys deleted meanwhile are skipped."""
         return _Values(self)
@@ -356,7 +368,7 @@ class PersiDict(MutableMapping[NonEmptySafeStrTuple, ValueType], ABC, Generic[Va
         for k, v in kwargs.items():
             self[k] = v
 
-    def __ior__(self, other: Any) -> PersiDict[ValueType]:
+    def __ior__(self, other: Any) -> Self:
         """``d |= other`` updates ``d`` in place."""
         self.update(other)
         return self

@@ -1,0 +1,4 @@
+from typing import Any
+
+class Pickler:
+    def __init__(self, *, keys: bool = ..., **kwargs: Any) -> None: ...
