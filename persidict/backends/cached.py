@@ -1,0 +1,161 @@
+"""A remote backend with a local copy of what was read or written (S3Dict's store).
+
+Each cached entry holds the remote ETag and the bytes together, in one local
+object (``etag`` + newline + bytes), so that the pair can never be torn by a
+crash or by another process sharing the cache: an entry is always bytes the
+remote held under that ETag. A read with a cached entry asks the remote
+``If-None-Match: <cached etag>``; a NotModified answer serves the local
+bytes. Writes go to the remote and record the returned ETag locally, with no
+extra request. ``stat`` and listings always ask the remote.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+from collections.abc import Iterable, Iterator
+
+import attrs
+
+from ..errors import BackendError
+from .base import Backend, Capabilities, Location, NotModified, Precondition, ReadAnswer, Stat
+
+_MAGIC = b"persidict-cache-1 "
+_BATCH = 1000
+_LOCAL_ERRORS = (OSError, ValueError, BackendError)
+
+
+@attrs.frozen
+class CacheEntry:
+    """Bytes the remote held under ``etag``."""
+
+    etag: str
+    data: bytes
+
+
+def pack(etag: str, data: bytes) -> bytes:
+    """The local object holding a cache entry."""
+    return _MAGIC + etag.encode("utf-8") + b"\n" + data
+
+
+def unpack(raw: bytes) -> CacheEntry | None:
+    """The cache entry in a local object, or None if it is not one."""
+    if not raw.startswith(_MAGIC):
+        return None
+    end = raw.find(b"\n", len(_MAGIC))
+    if end < 0:
+        return None
+    try:
+        etag = raw[len(_MAGIC) : end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return CacheEntry(etag, raw[end + 1 :])
+
+
+class CachedBackend:
+    """``remote`` answers every question; ``local`` spares transferring unchanged bytes.
+
+    ``local_prefix`` is prepended to locations in the local store, so that
+    dicts opened at different remote prefixes share one cache layout.
+    Failing to update the local store never fails an operation that
+    succeeded remotely: the entry is dropped instead (entries are checked
+    against the remote ETag on every read anyway).
+    """
+
+    def __init__(self, remote: Backend, local: Backend, *, local_prefix: Location = ()) -> None:
+        self.remote = remote
+        self.local = local
+        self.local_prefix = local_prefix
+        self.capabilities: Capabilities = remote.capabilities
+
+    def describe(self) -> str:
+        """The remote, and where it is cached."""
+        return f"{self.remote.describe()} (cached in {self.local.describe()})"
+
+    def __repr__(self) -> str:
+        return f"CachedBackend({self.describe()!r})"
+
+    # ------------------------------------------------------------ local entries
+
+    def _cached(self, loc: Location) -> CacheEntry | None:
+        try:
+            got = self.local.read(self.local_prefix + loc)
+        except _LOCAL_ERRORS:
+            return None
+        if got is None or isinstance(got, NotModified):
+            return None
+        return unpack(got[0])
+
+    def _remember(self, loc: Location, etag: str, data: bytes) -> None:
+        try:
+            self.local.write(self.local_prefix + loc, pack(etag, data))
+        except _LOCAL_ERRORS:
+            self._forget(loc)
+
+    def _forget(self, loc: Location) -> None:
+        # A stale entry that cannot be removed is harmless: its ETag no longer matches.
+        with contextlib.suppress(*_LOCAL_ERRORS):
+            self.local.delete(self.local_prefix + loc)
+
+    # ------------------------------------------------------------ Backend
+
+    def stat(self, loc: Location) -> Stat | None:
+        """Ask the remote."""
+        return self.remote.stat(loc)
+
+    def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
+        """One remote read, conditional on the cached ETag when there is a cached entry."""
+        entry = self._cached(loc)
+        got = self.remote.read(loc, if_none_match=if_none_match if entry is None else entry.etag)
+        if got is None:
+            if entry is not None:
+                self._forget(loc)
+            return None
+        if isinstance(got, NotModified):
+            if entry is None or got.stat.etag == if_none_match:
+                return got
+            stat = got.stat
+            return entry.data, Stat(etag=stat.etag, mtime=stat.mtime, size=len(entry.data))
+        data, stat = got
+        self._remember(loc, stat.etag, data)
+        return got
+
+    def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat | None:
+        """Write remotely, then record the bytes under the returned ETag."""
+        stat = self.remote.write(loc, data, precondition=precondition)
+        if stat is not None:
+            self._remember(loc, stat.etag, data)
+        return stat
+
+    def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
+        """Delete remotely, then locally."""
+        deleted = self.remote.delete(loc, precondition=precondition)
+        self._forget(loc)
+        return deleted
+
+    def list(self, prefix: Location) -> Iterator[Location]:
+        """Ask the remote."""
+        return self.remote.list(prefix)
+
+    def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
+        """Ask the remote."""
+        return self.remote.list_stats(prefix)
+
+    def delete_many(self, locs: Iterable[Location]) -> int:
+        """Delete remotely in batches, then the local entries."""
+        n = 0
+        batch: builtins.list[Location] = []
+        for loc in locs:
+            batch.append(loc)
+            if len(batch) == _BATCH:
+                n += self._delete_batch(batch)
+                batch = []
+        if batch:
+            n += self._delete_batch(batch)
+        return n
+
+    def _delete_batch(self, batch: builtins.list[Location]) -> int:
+        n = self.remote.delete_many(batch)
+        for loc in batch:
+            self._forget(loc)
+        return n

@@ -1,0 +1,261 @@
+"""BasicS3Dict and S3Dict: PersiDicts stored in an S3 (or S3-compatible) bucket.
+
+``BasicS3Dict`` talks to S3 directly: ``d[k]`` is one GET, ``d[k] = v`` one
+PUT, ``k in d`` one HEAD, and every conditional operation is atomic thanks
+to S3 conditional requests. ``S3Dict`` (also exported as
+``S3Dict_FileDirCached``) adds a local folder cache: a read of a cached
+value is one conditional GET answered by ``304 Not Modified``.
+
+boto3 is imported only when the first of these dicts is built.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .codecs import Codec
+from .flags import ValueType
+from .store_dict import StoreDict
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+    from .backends.base import Backend
+    from .backends.s3 import ChecksumMode, S3Backend
+
+_SECRET_PARAMS = ("aws_secret_access_key", "aws_session_token")
+
+
+def _normalise_prefix(root_prefix: object) -> str:
+    """``"a/b/"`` -> ``"a/b"``; rejects empty, ``.`` and ``..`` segments."""
+    if not isinstance(root_prefix, str):
+        raise TypeError(f"root_prefix must be a str, not {type(root_prefix).__name__}")
+    prefix = root_prefix.rstrip("/")
+    if prefix:
+        for part in prefix.split("/"):
+            if part in ("", ".", ".."):
+                raise ValueError(
+                    f"Invalid root_prefix {root_prefix!r}: empty, '.' and '..' path segments are not allowed"
+                )
+    return prefix
+
+
+def _rebuild(cls: type[BasicS3Dict[Any]], params: dict[str, Any]) -> BasicS3Dict[Any]:
+    return cls(**params)
+
+
+class BasicS3Dict(StoreDict[ValueType]):
+    """A PersiDict whose items are objects in an S3 bucket (no local cache).
+
+    The object key of ``key`` is ``root_prefix + "/" + "/".join(key) + "." +
+    format`` (the layout of the published persidict). Endpoint, region,
+    profile, credentials and checksum settings default to the environment,
+    as boto3 reads them (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
+    ``AWS_DEFAULT_REGION``, ...). Pass ``checksum="when_required"`` for stores
+    that reject boto3's default CRC checksum headers, and ``client_config``
+    (a ``botocore.config.Config``) for anything else (timeouts, retries,
+    addressing style); it overrides our defaults (standard retries, 5
+    attempts). The bucket is created when missing.
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket_name: str,
+        region: str | None = None,
+        root_prefix: str = "",
+        serialization_format: str | Codec = "pkl",
+        append_only: bool = False,
+        base_class_for_values: type | None = None,
+        endpoint_url: str | None = None,
+        profile_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        checksum: ChecksumMode | None = None,
+        client_config: Config | None = None,
+    ) -> None:
+        self._init_s3(
+            bucket_name=bucket_name,
+            region=region,
+            root_prefix=root_prefix,
+            serialization_format=serialization_format,
+            append_only=append_only,
+            base_class_for_values=base_class_for_values,
+            endpoint_url=endpoint_url,
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            checksum=checksum,
+            client_config=client_config,
+        )
+
+    def _init_s3(
+        self,
+        *,
+        bucket_name: str,
+        region: str | None,
+        root_prefix: str,
+        serialization_format: str | Codec,
+        append_only: bool,
+        base_class_for_values: type | None,
+        endpoint_url: str | None,
+        profile_name: str | None,
+        aws_access_key_id: str | None,
+        aws_secret_access_key: str | None,
+        aws_session_token: str | None,
+        checksum: ChecksumMode | None,
+        client_config: Config | None,
+    ) -> None:
+        from .backends import s3
+
+        if not isinstance(bucket_name, str) or not bucket_name:
+            raise ValueError(f"bucket_name must be a non-empty str, not {bucket_name!r}")
+        for name, value in (
+            ("region", region),
+            ("endpoint_url", endpoint_url),
+            ("profile_name", profile_name),
+            ("aws_access_key_id", aws_access_key_id),
+            ("aws_secret_access_key", aws_secret_access_key),
+            ("aws_session_token", aws_session_token),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+        if checksum not in (None, "when_supported", "when_required"):
+            raise ValueError(f"checksum must be None, 'when_supported' or 'when_required', not {checksum!r}")
+        spec = s3.ClientSpec(
+            region=region,
+            endpoint_url=endpoint_url,
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            checksum=checksum,
+            client_config=client_config,
+        )
+        prefix = _normalise_prefix(root_prefix)
+        remote = s3.S3Backend(s3.client_for(spec), bucket_name, prefix)
+        remote.ensure_bucket(region)
+        self._spec = spec
+        self._s3 = remote
+        self._init_store(
+            backend=self._wrap_backend(remote),
+            root=(),
+            serialization_format=serialization_format,
+            append_only=append_only,
+            base_class_for_values=base_class_for_values,
+        )
+
+    def _wrap_backend(self, remote: S3Backend) -> Backend:
+        """The backend the dict runs against (S3Dict puts a cache in front)."""
+        return remote
+
+    @property
+    def bucket_name(self) -> str:
+        """The bucket holding the items."""
+        return self._s3.bucket
+
+    @property
+    def root_prefix(self) -> str:
+        """The key prefix of this dict's objects (without the trailing ``/``)."""
+        return "/".join([p for p in (self._s3.prefix.rstrip("/"), *self._root) if p])
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, sorted; a subdict's ``root_prefix`` includes its prefix."""
+        spec = self._spec
+        params = {
+            **self._common_params(),
+            "bucket_name": self._s3.bucket,
+            "root_prefix": self.root_prefix,
+            "region": spec.region,
+            "endpoint_url": spec.endpoint_url,
+            "profile_name": spec.profile_name,
+            "aws_access_key_id": spec.aws_access_key_id,
+            "aws_secret_access_key": spec.aws_secret_access_key,
+            "aws_session_token": spec.aws_session_token,
+            "checksum": spec.checksum,
+            "client_config": spec.client_config,
+        }
+        return dict(sorted(params.items()))
+
+    def __repr__(self) -> str:
+        params = self.get_params()
+        for name in _SECRET_PARAMS:
+            if params[name] is not None:
+                params[name] = "***"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as constructor parameters (the client is rebuilt on the other side)."""
+        return (_rebuild, (type(self), self.get_params()))
+
+
+class S3Dict(BasicS3Dict[ValueType]):
+    """BasicS3Dict plus a local cache folder (``base_dir``).
+
+    Each value read or written is kept in ``base_dir`` with its S3 ETag. A
+    read of a cached value is one conditional GET (``If-None-Match``); a 304
+    serves the local copy. A write is one PUT whose returned ETag is
+    recorded next to the cached copy. Listing, ``in`` and timestamps always
+    ask S3. Several processes may share one ``base_dir``.
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket_name: str,
+        region: str | None = None,
+        root_prefix: str = "",
+        base_dir: str | os.PathLike[str] = "__s3_dict__",
+        serialization_format: str | Codec = "pkl",
+        append_only: bool = False,
+        base_class_for_values: type | None = None,
+        endpoint_url: str | None = None,
+        profile_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        checksum: ChecksumMode | None = None,
+        client_config: Config | None = None,
+    ) -> None:
+        if not isinstance(base_dir, str | os.PathLike):
+            raise TypeError(f"base_dir must be a path, not {base_dir!r}")
+        self._base_dir = os.path.abspath(os.fspath(base_dir))
+        self._init_s3(
+            bucket_name=bucket_name,
+            region=region,
+            root_prefix=root_prefix,
+            serialization_format=serialization_format,
+            append_only=append_only,
+            base_class_for_values=base_class_for_values,
+            endpoint_url=endpoint_url,
+            profile_name=profile_name,
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            checksum=checksum,
+            client_config=client_config,
+        )
+
+    def _wrap_backend(self, remote: S3Backend) -> Backend:
+        from .backends.cached import CachedBackend
+        from .backends.files import FileBackend
+
+        local = FileBackend(os.path.join(self._base_dir, remote.bucket), durable=False, use_locks=False)
+        local_prefix = tuple(remote.prefix.rstrip("/").split("/")) if remote.prefix else ()
+        return CachedBackend(remote, local, local_prefix=local_prefix)
+
+    @property
+    def base_dir(self) -> str:
+        """The local cache folder (absolute)."""
+        return self._base_dir
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, sorted (BasicS3Dict's plus ``base_dir``)."""
+        return dict(sorted({**super().get_params(), "base_dir": self._base_dir}.items()))
+
+
+S3Dict_FileDirCached = S3Dict
+"""The name the published persidict also uses for S3Dict."""

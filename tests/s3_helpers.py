@@ -1,0 +1,216 @@
+"""Shared helpers of the S3 tests: fake credentials, request logs, fault injection, a moto server.
+
+Nothing here reaches the internet: in-process tests run under moto's
+``mock_aws``; integration tests talk HTTP to a ``ThreadedMotoServer`` on
+127.0.0.1, started once per process on a free port.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""Credentials and region for moto; set by the tests' fixtures."""
+
+UNSET_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
+"""Variables removed so that a developer's AWS setup cannot leak into the tests."""
+
+
+def client_of(d: Any) -> Any:
+    """The boto3 client of a BasicS3Dict / S3Dict."""
+    return d._s3.client
+
+
+def _header(request: Any, name: str) -> str | None:
+    value = request.headers.get(name) if request is not None else None
+    if isinstance(value, bytes):
+        return value.decode()
+    return None if value is None else str(value)
+
+
+class RequestLog:
+    """Counts the HTTP requests (attempts, retries included) a client sends, by operation.
+
+    ``sent`` keeps each request's operation with its If-None-Match and
+    If-Match headers; ``statuses`` the HTTP status of each completed call.
+    """
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+        self.sent: list[tuple[str, str | None, str | None]] = []
+        self.statuses: list[tuple[str, int]] = []
+
+    def __call__(self, event_name: str, request: Any = None, **kwargs: Any) -> None:
+        op = event_name.rsplit(".", 1)[-1]
+        self.ops.append(op)
+        self.sent.append((op, _header(request, "If-None-Match"), _header(request, "If-Match")))
+
+    def after_call(self, event_name: str, http_response: Any = None, **kwargs: Any) -> None:
+        """Record the status of a completed call."""
+        if http_response is not None:
+            self.statuses.append((event_name.rsplit(".", 1)[-1], http_response.status_code))
+
+    def clear(self) -> None:
+        """Forget what was counted."""
+        self.ops.clear()
+        self.sent.clear()
+        self.statuses.clear()
+
+    def counts(self) -> dict[str, int]:
+        """Requests per operation name (e.g. ``{"GetObject": 1}``)."""
+        return dict(collections.Counter(self.ops))
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, then clear."""
+        c = self.counts()
+        self.clear()
+        return c
+
+
+def log_requests(client: Any) -> RequestLog:
+    """Start counting the requests of ``client`` (first in line, before moto's stubber)."""
+    log = RequestLog()
+    client.meta.events.register_first("before-send.s3", log)
+    client.meta.events.register("after-call.s3", log.after_call)
+    return log
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_response(status: int, code: str, url: str = "http://fault") -> AWSResponse:
+    """An S3 XML error answer."""
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+        f"<Message>injected {code}</Message><RequestId>x</RequestId></Error>"
+    ).encode()
+    return AWSResponse(url, status, {"Content-Type": "application/xml"}, _Raw(body))
+
+
+class FaultInjector:
+    """Answers chosen operations with a failure, ``times`` times (None: always), before sending.
+
+    ``fail`` is an AWSResponse factory or an exception factory (e.g. a
+    timeout). ``attempts`` counts every attempt of the chosen operations.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        fail: Callable[[], AWSResponse | Exception],
+        times: int | None = 1,
+    ) -> None:
+        self.operation = operation
+        self.fail = fail
+        self.times = times
+        self.injected = 0
+        self.attempts = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, **kwargs: Any) -> AWSResponse | None:
+        if event_name.rsplit(".", 1)[-1] != self.operation:
+            return None
+        with self._lock:
+            self.attempts += 1
+            if self.times is not None and self.injected >= self.times:
+                return None
+            self.injected += 1
+        outcome = self.fail()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def install(self, client: Any) -> FaultInjector:
+        """Register on ``client`` (first in line)."""
+        client.meta.events.register_first("before-send.s3", self)
+        return self
+
+    def remove(self, client: Any) -> None:
+        """Unregister from ``client``."""
+        client.meta.events.unregister("before-send.s3", self)
+
+
+# ---------------------------------------------------------------- moto server
+
+_server_lock = threading.Lock()
+_endpoint: list[str] = []
+
+
+def _make_moto_conditionals_atomic() -> None:
+    """Serialise moto's PutObject and DeleteObject handlers.
+
+    moto 5.2.5 checks If-Match / If-None-Match and then writes without a
+    lock, so two threads of its server can both pass the check; S3 itself
+    evaluates the condition atomically. A lock around the two handlers gives
+    the test server S3's semantics (the client code under test is unchanged).
+    """
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_persidict_atomic", False):
+        return
+    lock = threading.RLock()
+
+    def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return wrapper
+
+    S3Response.put_object = serialised(S3Response.put_object)  # type: ignore[method-assign]
+    S3Response.delete_object = serialised(S3Response.delete_object)  # type: ignore[method-assign]
+    S3Response._persidict_atomic = True  # type: ignore[attr-defined]
+
+
+def moto_endpoint(atomic_conditionals: bool = True) -> str:
+    """The URL of this process's moto server on 127.0.0.1 (started on first use)."""
+    with _server_lock:
+        if not _endpoint:
+            from moto.server import ThreadedMotoServer
+
+            if atomic_conditionals:
+                _make_moto_conditionals_atomic()
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            atexit.register(server.stop)
+            _endpoint.append(f"http://{host}:{port}")
+        return _endpoint[0]
+
+
+SERVER_CREDENTIALS: dict[str, str] = {
+    "region": "us-east-1",
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+}
+"""Explicit parameters for dicts talking to the moto server (no environment needed)."""
+
+
+def increment_worker(store: Any, key: str, n: int) -> int:
+    """Run ``n`` unbounded transform_item increments of ``key``; return how many reported a write.
+
+    ``store`` arrives pickled (as its constructor parameters), so each
+    process opens its own client.
+    """
+    done = 0
+    for _ in range(n):
+        r = store.transform_item(key, lambda v: 1 if not isinstance(v, int) else v + 1, n_retries=None)
+        done += bool(r.value_was_mutated)
+    return done

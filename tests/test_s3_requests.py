@@ -1,0 +1,176 @@
+"""The fewest requests per operation, counted with botocore event hooks, for BasicS3Dict and S3Dict."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from persidict import (
+    ALWAYS_RETRIEVE,
+    ANY_ETAG,
+    ETAG_HAS_CHANGED,
+    ETAG_IS_THE_SAME,
+    IF_ETAG_CHANGED,
+    ITEM_NOT_AVAILABLE,
+    VALUE_NOT_RETRIEVED,
+)
+from persidict.backends.s3 import forget_clients
+from persidict.s3_dict import BasicS3Dict, S3Dict
+
+from .s3_helpers import FAKE_ENV, UNSET_ENV, RequestLog, client_of, log_requests
+
+BUCKET = "count-bucket"
+
+
+@pytest.fixture(autouse=True)
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Fake credentials, moto in-process; a raw client."""
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in UNSET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        forget_clients()
+        yield boto3.client("s3", region_name="us-east-1")
+        forget_clients()
+
+
+@pytest.fixture(params=["BasicS3Dict", "S3Dict"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[BasicS3Dict[Any], RequestLog]:
+    """A store with a request log on its client; the log starts empty."""
+    d: BasicS3Dict[Any]
+    if request.param == "S3Dict":
+        d = S3Dict(bucket_name=BUCKET, base_dir=str(tmp_path), root_prefix="r")
+    else:
+        d = BasicS3Dict(bucket_name=BUCKET, root_prefix="r")
+    return d, log_requests(client_of(d))
+
+
+def test_plain_operations(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
+    d, log = store
+    d["k"] = 1
+    assert log.take() == {"PutObject": 1}
+    assert d["k"] == 1
+    assert log.take() == {"GetObject": 1}
+    assert ("k",) in d
+    assert log.take() == {"HeadObject": 1}
+    assert ("nope",) not in d
+    assert log.take() == {"HeadObject": 1}
+    with pytest.raises(KeyError):
+        d["nope"]
+    assert log.take() == {"GetObject": 1}
+    d.timestamp("k")
+    d.etag("k")
+    assert log.take() == {"HeadObject": 2}
+    assert len(d) == 1
+    assert log.take() == {"ListObjectsV2": 1}
+    assert [k for k in d] == [("k",)]
+    assert log.take() == {"ListObjectsV2": 1}
+    d.clear()
+    assert log.take() == {"ListObjectsV2": 1, "DeleteObjects": 1}
+
+
+def test_conditional_read_sends_if_none_match(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
+    d, log = store
+    d["k"] = "v"
+    etag = d.etag("k")
+    log.clear()
+    r = d.get_item_if("k", etag, ETAG_HAS_CHANGED, retrieve_value=IF_ETAG_CHANGED)
+    assert not r.condition_was_satisfied and r.new_value is VALUE_NOT_RETRIEVED and r.actual_etag == etag
+    assert log.sent == [("GetObject", etag, None)] and log.statuses == [("GetObject", 304)]
+    log.clear()
+    r = d.get_item_if("k", etag, ETAG_IS_THE_SAME, retrieve_value=ALWAYS_RETRIEVE)
+    assert r.condition_was_satisfied and r.new_value == "v"
+    assert log.take() == {"GetObject": 1}
+
+
+def test_insert_if_absent_is_one_conditional_put(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
+    d, log = store
+    r = d.setdefault_if("k", 1, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
+    assert r.value_was_mutated and r.condition_was_satisfied
+    assert log.sent == [("PutObject", "*", None)]
+    log.clear()
+    r = d.set_item_if("j", 2, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
+    assert r.value_was_mutated and log.sent == [("PutObject", "*", None)]
+    log.clear()
+    # Already there: the failed PUT, then one read for the result.
+    r = d.setdefault_if("k", 5, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
+    assert not r.condition_was_satisfied and not r.value_was_mutated and r.new_value == 1
+    assert log.counts() == {"PutObject": 1, "GetObject": 1} and d["k"] == 1
+
+
+def test_append_only_write_is_one_conditional_put(tmp_path: Path) -> None:
+    stores: tuple[BasicS3Dict[Any], ...] = (
+        BasicS3Dict(bucket_name=BUCKET, append_only=True),
+        S3Dict(bucket_name=BUCKET, append_only=True, base_dir=str(tmp_path)),
+    )
+    for d in stores:
+        log = log_requests(client_of(d))
+        d["k" + type(d).__name__] = 1
+        assert log.sent == [("PutObject", "*", None)]
+
+
+def test_compare_and_swap_is_one_observation_and_one_conditional_request(
+    store: tuple[BasicS3Dict[Any], RequestLog],
+) -> None:
+    d, log = store
+    d["k"] = 1
+    etag = d.etag("k")
+    log.clear()
+    r = d.set_item_if("k", 2, etag, ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and r.value_was_mutated
+    assert log.counts() == {"GetObject": 1, "PutObject": 1}
+    assert ("PutObject", None, etag) in log.sent
+    log.clear()
+    r = d.set_item_if("k", 3, etag, ETAG_IS_THE_SAME)  # stale: refused without writing
+    assert not r.condition_was_satisfied and log.counts() == {"GetObject": 1}
+    log.clear()
+    current = d.etag("k")
+    log.clear()
+    r = d.discard_if("k", current, ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and ("k",) not in d
+    assert log.sent[:2] == [("HeadObject", None, None), ("DeleteObject", None, current)]
+
+
+def test_set_item_if_any_etag_observes_then_puts(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
+    d, log = store
+    r = d.set_item_if("k", 1, ITEM_NOT_AVAILABLE, ANY_ETAG)  # reports the ETag it replaced
+    assert r.value_was_mutated and log.sent == [("HeadObject", None, None), ("PutObject", None, None)]
+
+
+def test_transform_item_is_one_get_and_one_conditional_put(
+    store: tuple[BasicS3Dict[Any], RequestLog],
+) -> None:
+    d, log = store
+    d["n"] = 1
+    etag = d.etag("n")
+    log.clear()
+    r = d.transform_item("n", lambda v: v + 1)
+    assert r.new_value == 2 and d["n"] == 2
+    cached_etag = None if type(d) is BasicS3Dict else etag  # S3Dict revalidates its cached copy
+    assert log.sent[:2] == [("GetObject", cached_etag, None), ("PutObject", None, etag)]
+    log.clear()
+    d.transform_item("absent", lambda v: 0)
+    assert log.sent == [("GetObject", None, None), ("PutObject", "*", None)]
+
+
+def test_s3dict_read_of_a_cached_value_is_one_conditional_get(tmp_path: Path, aws: Any) -> None:
+    d: S3Dict[Any] = S3Dict(bucket_name=BUCKET, base_dir=str(tmp_path))
+    log = log_requests(client_of(d))
+    d["k"] = "v"
+    assert log.counts() == {"PutObject": 1}  # the returned ETag is recorded: no HEAD
+    log.clear()
+    for _ in range(3):
+        assert d["k"] == "v"
+    assert log.counts() == {"GetObject": 3} and {s for _, s in log.statuses} == {304}
+    assert all(inm is not None for _, inm, _ in log.sent)
+    aws.put_object(Bucket=BUCKET, Key="k2.pkl", Body=pickle.dumps("hi"))
+    log.clear()
+    assert d["k2"] == "hi" and d["k2"] == "hi"
+    assert log.statuses == [("GetObject", 200), ("GetObject", 304)]

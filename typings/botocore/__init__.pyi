@@ -1,0 +1,1 @@
+"""Minimal stubs for the parts of botocore persidict uses."""

@@ -1,0 +1,9 @@
+"""Minimal stubs: botocore.session."""
+
+from typing import Any
+
+class Session:
+    def get_component(self, name: str) -> Any: ...
+    def register_component(self, name: str, component: Any) -> None: ...
+
+def get_session(env_vars: Any = ...) -> Session: ...
