@@ -14,6 +14,10 @@ class MutationPolicyError(TypeError):
         super().__init__(message)
         self.policy: MutationPolicy = policy
 
+    def __reduce__(self) -> tuple[type, tuple[MutationPolicy, str]]:
+        # Picklable (e.g. raised in a worker process) with its attributes.
+        return (type(self), (self.policy, str(self)))
+
 
 class ConcurrencyConflictError(RuntimeError):
     """A retrying operation gave up: other writers kept changing the key."""
@@ -26,6 +30,9 @@ class ConcurrencyConflictError(RuntimeError):
         self.key = key
         self.attempts = attempts
 
+    def __reduce__(self) -> tuple[type, tuple[object, int]]:
+        return (type(self), (self.key, self.attempts))
+
 
 class BackendError(RuntimeError):
     """A storage backend failed (permission, I/O, network) — not a missing key."""
@@ -36,9 +43,20 @@ class BackendError(RuntimeError):
         where = f" (backend {backend}, operation {operation}"
         where += f", key {key!r})" if key is not None else ")"
         super().__init__(message + where)
+        self.message = message
         self.backend = backend
         self.operation = operation
         self.key = key
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (_rebuild_backend_error, (type(self), self.message, self.backend, self.operation, self.key))
+
+
+def _rebuild_backend_error(
+    cls: type[BackendError], message: str, backend: str, operation: str, key: object
+) -> BackendError:
+    """Unpickle a BackendError (its constructor takes keyword arguments)."""
+    return cls(message, backend=backend, operation=operation, key=key)
 
 
 class CorruptValueError(BackendError):
