@@ -178,10 +178,33 @@ def to_prefix(prefix: object) -> SafeStrTuple:
 # ---------------------------------------------------------------- digests
 
 
-@lru_cache(maxsize=262144)
-def _digest(component: str) -> str:
+def _digest_uncached(component: str) -> str:
     raw = hashlib.md5(component.encode("utf-8")).digest()
     return base64.b32encode(raw).decode("ascii").lower()
+
+
+_digest = lru_cache(maxsize=262144)(_digest_uncached)
+
+_B32_PAIRS = [a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"]
+
+
+def _digest_prefix(component: str, n: int) -> str:
+    """``_digest_uncached(component)[:n]``, fast for n <= 8 (one 5-byte base32 group)."""
+    if n > 8:
+        return _digest_uncached(component)[:n]
+    v = int.from_bytes(hashlib.md5(component.encode("utf-8")).digest()[:5], "big")
+    pairs = _B32_PAIRS
+    return (pairs[v >> 30] + pairs[(v >> 20) & 1023] + pairs[(v >> 10) & 1023] + pairs[v & 1023])[:n]
+
+
+def _decode_component(encoded: str, digest_len: int) -> str | None:
+    """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
+    n = digest_len
+    if n and len(encoded) > n + 1 and encoded[-n - 1] == "_":
+        head = encoded[: -n - 1]
+        if _digest_prefix(head, n) == encoded[-n:]:
+            encoded = head
+    return encoded if _component_problem(encoded) is None else None
 
 
 def add_digest_suffix(component: str, digest_len: int) -> str:
@@ -212,6 +235,8 @@ def strip_digest_suffix(component: str, digest_len: int) -> str:
 
 # ---------------------------------------------------------------- layout
 
+_UNKNOWN: Any = object()
+
 
 class Layout:
     """Maps keys to backend locations and back (a pure function of the key).
@@ -221,15 +246,18 @@ class Layout:
     ``"." + extension``. Locations are cached: they sit on every hot path.
     """
 
-    __slots__ = ("_cache", "_dot_ext", "digest_len", "extension")
+    __slots__ = ("_cache", "_decoded", "_dot_ext", "digest_len", "extension")
 
     _CACHE_LIMIT = 100_000
+    _DECODED_LIMIT = 65_536
 
     def __init__(self, extension: str, digest_len: int = 0) -> None:
         self.extension = extension
         self.digest_len = digest_len
         self._dot_ext = "." + extension
         self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # Encoded part (extension removed) -> key component, or None if not one.
+        self._decoded: dict[str, str | None] = {}
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -260,18 +288,33 @@ class Layout:
             self._cache[key] = loc
         return loc
 
+    def decode_part(self, encoded: str) -> str | None:
+        """The key component stored as ``encoded`` (no extension), or None if it is none.
+
+        Cached (bounded): listings call this for every file.
+        """
+        decoded = self._decoded
+        c = decoded.get(encoded, _UNKNOWN)
+        if c is _UNKNOWN:
+            c = _decode_component(encoded, self.digest_len)
+            if len(decoded) >= self._DECODED_LIMIT:
+                decoded.clear()
+            decoded[encoded] = c
+        return c  # type: ignore[no-any-return]
+
     def key_of(self, loc: Sequence[str]) -> NonEmptySafeStrTuple | None:
         """The key stored at ``loc``, or None if ``loc`` holds no item of this layout."""
         if not loc:
             return None
         last = loc[-1]
-        if not last.endswith(self._dot_ext):
+        dot_ext = self._dot_ext
+        if not last.endswith(dot_ext):
             return None
-        n = self.digest_len
-        parts = [*loc[:-1], last[: -len(self._dot_ext)]]
-        if n:
-            parts = [strip_digest_suffix(c, n) for c in parts]
-        for c in parts:
-            if _component_problem(c) is not None:
+        decode = self.decode_part
+        parts: list[str] = []
+        for encoded in (*loc[:-1], last[: -len(dot_ext)]):
+            c = decode(encoded)
+            if c is None:
                 return None  # a foreign file whose name is not a key
+            parts.append(c)
         return NonEmptySafeStrTuple._trusted(tuple(parts))

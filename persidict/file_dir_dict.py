@@ -1,0 +1,184 @@
+"""FileDirDict: a PersiDict stored as one file per key in a local folder."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from .backends.base import Location
+from .backends.files import FileBackend
+from .codecs import Codec
+from .flags import ValueType
+from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .store_dict import StoreDict
+
+_DEFAULT_BASE_DIR = "__file_dir_dict__"
+
+
+class FileDirDict(StoreDict[ValueType]):
+    """A persistent dict in a folder: key ``(c1, ..., cn)`` is the file ``c1'/.../cn'.<format>``.
+
+    Each component ``ci'`` is ``ci`` plus ``"_"`` and the first ``digest_len``
+    characters of its base32 md5 digest (a guard against case-insensitive
+    filesystems), the layout of the published persidict. Writes are atomic
+    (temporary file + ``os.replace``) and, with ``durable=True``, fsynced.
+    With ``use_locks=True`` conditional operations and ``transform_item`` are
+    atomic across threads and processes (``flock`` on the item's folder);
+    use ``use_locks=False`` for synced folders (Dropbox, ...) that cannot
+    carry locks: there they are check-then-act. ``dir_name`` is the older
+    spelling of ``base_dir``.
+    """
+
+    _files: FileBackend
+
+    def __init__(
+        self,
+        *,
+        base_dir: str | os.PathLike[str] = _DEFAULT_BASE_DIR,
+        serialization_format: str | Codec = "pkl",
+        append_only: bool = False,
+        digest_len: int = 4,
+        base_class_for_values: type | None = None,
+        durable: bool = True,
+        use_locks: bool = True,
+        dir_name: str | os.PathLike[str] | None = None,
+    ) -> None:
+        folder = _resolve_base_dir(base_dir, dir_name)
+        if not isinstance(durable, bool):
+            raise TypeError(f"durable must be a bool, not {durable!r}")
+        if not isinstance(use_locks, bool):
+            raise TypeError(f"use_locks must be a bool, not {use_locks!r}")
+        self._files = FileBackend(folder, durable=durable, use_locks=use_locks)
+        self._init_store(
+            backend=self._files,
+            root=(),
+            serialization_format=serialization_format,
+            append_only=append_only,
+            base_class_for_values=base_class_for_values,
+            digest_len=digest_len,
+        )
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"base_dir {folder!r} exists and is not a folder")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            raise ValueError(f"base_dir {folder!r} exists and is not a folder") from None
+        except NotADirectoryError:
+            raise ValueError(f"base_dir {folder!r} lies under a file, not a folder") from None
+
+    @property
+    def base_dir(self) -> str:
+        """The absolute path of the folder holding this dict's files."""
+        return self._files.base_dir
+
+    @property
+    def durable(self) -> bool:
+        """Whether every write is fsynced (file and folder) before it returns."""
+        return self._files.durable
+
+    @property
+    def use_locks(self) -> bool:
+        """Whether conditional operations are made atomic with folder locks."""
+        return self._files.use_locks
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, sorted: ``FileDirDict(**d.get_params())`` opens the same folder."""
+        files = self._files
+        params = {
+            **self._common_params(),
+            "base_dir": files.base_dir,
+            "digest_len": self.digest_len,
+            "durable": files.durable,
+            "use_locks": files.use_locks,
+        }
+        return dict(sorted(params.items()))
+
+    # ------------------------------------------------------------ hot paths
+    # One system call sequence each, and no Stat built when none is needed.
+
+    def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
+        t = self._target(key)
+        files = self._files
+        data = files.read_bytes(t.loc)
+        if data is None:
+            raise KeyError(key)
+        value: ValueType = t.coder.decode(key, data, lambda: files.path(t.loc))
+        return value
+
+    def _contains(self, key: NonEmptySafeStrTuple) -> bool:
+        return self._files.exists(self._target(key).loc)
+
+    # ------------------------------------------------------------ listing
+    # One pass of os.scandir; folder names are decoded once per folder, file
+    # names through the layout's bounded cache.
+
+    def _walk_keys(self) -> Iterator[tuple[NonEmptySafeStrTuple, os.DirEntry[str]]]:
+        layout = self._layout
+        decode = layout.decode_part
+        dot_ext = "." + layout.extension
+        cut = -len(dot_ext)
+        trusted = NonEmptySafeStrTuple._trusted
+        folder: Location | None = None
+        prefix: tuple[str, ...] | None = ()
+        for parts, entry in self._files.walk(()):
+            name = entry.name
+            if not name.endswith(dot_ext):
+                continue
+            if parts is not folder:
+                folder = parts
+                decoded = [decode(p) for p in parts]
+                prefix = None if None in decoded else tuple(decoded)  # type: ignore[arg-type]
+            if prefix is None:
+                continue
+            c = decode(name[:cut])
+            if c is not None:
+                yield trusted((*prefix, c)), entry
+
+    def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
+        for key, _ in self._walk_keys():
+            yield key
+
+    def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
+        for key, entry in self._walk_keys():
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            yield key, st.st_mtime_ns / 1e9
+
+    def __len__(self) -> int:
+        """The number of stored items (temporary and foreign files are not counted)."""
+        n = 0
+        for _ in self._walk_keys():
+            n += 1
+        return n
+
+    def _subdict(self, prefix: SafeStrTuple) -> FileDirDict[ValueType]:
+        """The dict stored in the subfolder of ``prefix`` (created on first write)."""
+        files = self._files
+        folder = os.path.join(files.base_dir, *self._layout.encode_prefix(prefix))
+        sub = copy.copy(self)
+        sub._files = sub._backend = FileBackend(folder, durable=files.durable, use_locks=files.use_locks)
+        sub._layout = Layout(self._layout.extension, self._layout.digest_len)
+        return sub
+
+
+def _resolve_base_dir(
+    base_dir: str | os.PathLike[str], dir_name: str | os.PathLike[str] | None
+) -> str:
+    """The absolute base folder from ``base_dir`` and its older spelling ``dir_name``."""
+    for name, value in (("base_dir", base_dir), ("dir_name", dir_name)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise TypeError(f"{name} must be a str or os.PathLike, not {value!r}")
+    folder = os.path.abspath(os.fspath(base_dir))
+    if dir_name is None:
+        return folder
+    old = os.path.abspath(os.fspath(dir_name))
+    if os.fspath(base_dir) != _DEFAULT_BASE_DIR and old != folder:
+        raise ValueError(
+            f"base_dir={os.fspath(base_dir)!r} and dir_name={os.fspath(dir_name)!r} disagree; "
+            "dir_name is the older spelling of base_dir: give one"
+        )
+    return old

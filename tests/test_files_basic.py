@@ -1,0 +1,365 @@
+"""FileDirDict: construction, parameters, layout, ETags, durability switches, hygiene of the folder."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pathlib
+import pickle
+import threading
+from typing import Any
+
+import pytest
+
+from persidict.file_dir_dict import FileDirDict
+from persidict.flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE
+
+
+def suffixed(component: str, n: int = 4) -> str:
+    """The published layout's encoding of one key component, computed independently."""
+    digest = base64.b32encode(hashlib.md5(component.encode("utf-8")).digest()).decode("ascii").lower()
+    return f"{component}_{digest[:n]}" if n else component
+
+
+def files_under(folder: pathlib.Path) -> list[str]:
+    """Relative paths of every file under ``folder``, sorted."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------- construction
+
+
+def test_base_dir_is_created_and_accepts_pathlike(tmp_path: pathlib.Path) -> None:
+    where = tmp_path / "a" / "b"
+    d: FileDirDict[int] = FileDirDict(base_dir=where)
+    assert where.is_dir()
+    assert d.base_dir == str(where)
+    d["x"] = 1
+    assert FileDirDict(base_dir=str(where))["x"] == 1
+
+
+def test_base_dir_that_is_a_file_is_rejected(tmp_path: pathlib.Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("not a folder")
+    with pytest.raises(ValueError, match="not a folder"):
+        FileDirDict(base_dir=f)
+    with pytest.raises(ValueError):
+        FileDirDict(base_dir=f / "below")
+
+
+def test_dir_name_is_the_older_spelling(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[Any] = FileDirDict(dir_name=str(tmp_path / "old"))
+    assert d.base_dir == str(tmp_path / "old")
+    same: FileDirDict[Any] = FileDirDict(base_dir=tmp_path / "old", dir_name=str(tmp_path / "old"))
+    assert same.base_dir == d.base_dir
+    with pytest.raises(ValueError, match="dir_name"):
+        FileDirDict(base_dir=tmp_path / "one", dir_name=str(tmp_path / "two"))
+    assert "dir_name" not in d.get_params()
+
+
+def test_bad_parameters(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(TypeError):
+        FileDirDict(base_dir=tmp_path, durable="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        FileDirDict(base_dir=tmp_path, use_locks=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        FileDirDict(base_dir=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        FileDirDict(base_dir=tmp_path, digest_len=-1)
+    with pytest.raises(ValueError):
+        FileDirDict(base_dir=tmp_path, serialization_format="a/b")
+
+
+def test_get_params_reopens_the_same_store(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    d: FileDirDict[Any] = FileDirDict(
+        base_dir="rel", serialization_format="json", digest_len=6, durable=False
+    )
+    params = d.get_params()
+    assert list(params) == sorted(params)
+    assert params == {
+        "append_only": False,
+        "base_class_for_values": None,
+        "base_dir": str(tmp_path / "rel"),
+        "digest_len": 6,
+        "durable": False,
+        "serialization_format": "json",
+        "use_locks": True,
+    }
+    d["k"] = {"a": 1}
+    again: FileDirDict[Any] = FileDirDict(**params)
+    assert again == d and again["k"] == {"a": 1}
+    assert pickle.loads(pickle.dumps(d))["k"] == {"a": 1}
+
+
+def test_subdict_is_a_file_dir_dict_on_the_subfolder(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[Any] = FileDirDict(base_dir=tmp_path, durable=False)
+    sub = d.get_subdict(("users", "alice"))
+    assert isinstance(sub, FileDirDict)
+    expected = tmp_path / suffixed("users") / suffixed("alice")
+    assert sub.base_dir == str(expected)
+    assert not expected.exists()  # a view creates nothing until written to
+    sub["profile"] = {"age": 30}
+    assert d["users", "alice", "profile"] == {"age": 30}
+    params = sub.get_params()
+    assert params["base_dir"] == str(expected) and params["durable"] is False
+    reopened: FileDirDict[Any] = FileDirDict(**params)
+    assert list(reopened.keys()) == [("profile",)]
+    assert len(d.get_subdict("users")) == 1
+
+
+# ---------------------------------------------------------------- the old README
+
+
+def test_old_readme_example_runs_as_written(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # From the older persidict README (seed 003), verbatim but for indentation.
+    from persidict import FileDirDict
+
+    my_dictionary = FileDirDict(dir_name="my_folder")
+    my_dictionary["Eliza"] = "MIT Eliza was a mock Rogerian psychotherapist."
+    my_dictionary["Eliza", "year"] = 1965
+    my_dictionary["Eliza", "authors"] = ["Joseph Weizenbaum", "George Bernard Shaw"]
+
+    my_dictionary["Shoebox"] = "IBM Shoebox performed arithmetic on voice command."
+    my_dictionary["Shoebox", "year"] = 1961
+    my_dictionary["Shoebox", "authors"] = ["W.C. Dersch", "E.A. Quade"]
+
+    for k in my_dictionary.keys():  # noqa: SIM118 - as in the README
+        print(list(k), "==", my_dictionary[k])
+
+    assert "Eliza" in my_dictionary, "Something is wrong"
+
+    del my_dictionary
+    new_dict = FileDirDict(dir_name="my_folder")
+    print("len(new_dict) == ", len(new_dict))
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "len(new_dict) ==  6"
+    assert sorted(out[:-1]) == sorted(
+        [
+            "['Eliza'] == MIT Eliza was a mock Rogerian psychotherapist.",
+            "['Eliza', 'year'] == 1965",
+            "['Eliza', 'authors'] == ['Joseph Weizenbaum', 'George Bernard Shaw']",
+            "['Shoebox'] == IBM Shoebox performed arithmetic on voice command.",
+            "['Shoebox', 'year'] == 1961",
+            "['Shoebox', 'authors'] == ['W.C. Dersch', 'E.A. Quade']",
+        ]
+    )
+    assert files_under(tmp_path / "my_folder") == sorted(
+        [
+            f"{suffixed('Eliza')}.pkl",
+            f"{suffixed('Eliza')}/{suffixed('year')}.pkl",
+            f"{suffixed('Eliza')}/{suffixed('authors')}.pkl",
+            f"{suffixed('Shoebox')}.pkl",
+            f"{suffixed('Shoebox')}/{suffixed('year')}.pkl",
+            f"{suffixed('Shoebox')}/{suffixed('authors')}.pkl",
+        ]
+    )
+
+
+# ---------------------------------------------------------------- ETags and timestamps
+
+
+def test_etag_changes_on_every_write_and_is_stable_otherwise(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[str] = FileDirDict(base_dir=tmp_path, durable=False)
+    seen = set()
+    for _ in range(200):
+        d["k"] = "same bytes every time"
+        e = d.etag("k")
+        assert e not in seen
+        seen.add(e)
+        assert d.etag("k") == e  # stable while nobody writes
+        assert d.get_with_etag("k") == ("same bytes every time", e)
+    st = os.stat(tmp_path / f"{suffixed('k')}.pkl")
+    assert d.etag("k") == f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+    assert d.timestamp("k") == st.st_mtime_ns / 1e9
+
+
+def test_stale_etag_is_refused(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["k"] = 1
+    old = d.etag("k")
+    d["k"] = 1
+    r = d.set_item_if("k", 2, old, ETAG_IS_THE_SAME)
+    assert not r.condition_was_satisfied and d["k"] == 1
+    r = d.set_item_if("k", 2, d.etag("k"), ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and d["k"] == 2
+
+
+# ---------------------------------------------------------------- durability and locks
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_fsyncs_file_and_folder(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=durable)
+    d["a", "b"] = 0
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: Any) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    d["a", "b"] = 1
+    assert len(calls) == (2 if durable else 0)
+    calls.clear()
+    del d["a", "b"]
+    assert len(calls) == (1 if durable else 0)
+    assert d.durable is durable and d.get_params()["durable"] is durable
+
+
+@pytest.mark.parametrize("use_locks", [True, False])
+def test_capabilities_follow_use_locks(tmp_path: pathlib.Path, use_locks: bool) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, use_locks=use_locks)
+    assert d.capabilities.atomic_preconditions is use_locks
+    assert d.capabilities.unique_etags is True
+    assert d.use_locks is use_locks
+
+
+@pytest.mark.parametrize("use_locks", [True, False])
+def test_insert_if_absent_has_one_winner_among_threads(tmp_path: pathlib.Path, use_locks: bool) -> None:
+    # Without locks, create-if-absent still goes through link(): atomic on a local disk.
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False, use_locks=use_locks)
+    winners: list[tuple[int, int]] = []
+    barrier = threading.Barrier(8)
+
+    def racer(me: int) -> None:
+        barrier.wait()
+        for k in range(30):
+            r = d.setdefault_if(f"k{k}", me, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
+            if r.value_was_mutated:
+                winners.append((k, me))
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(k for k, _ in winners) == list(range(30))
+    assert all(d[f"k{k}"] == me for k, me in winners)
+
+
+def test_transform_item_is_atomic_across_threads(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["n"] = 0
+
+    def work() -> None:
+        for _ in range(50):
+            d.transform_item("n", lambda v: v + 1, n_retries=None)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert d["n"] == 200
+
+
+def test_plain_writes_do_not_slip_between_check_and_swap(tmp_path: pathlib.Path) -> None:
+    # Plain writes take the folder lock too: a CAS that read the old version fails.
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["k"] = 0
+    e = d.etag("k")
+    d["k"] = 5
+    assert not d.set_item_if("k", 1, e, ETAG_IS_THE_SAME).condition_was_satisfied
+    assert d["k"] == 5
+
+
+# ---------------------------------------------------------------- hygiene of the folder
+
+
+def test_temporary_and_foreign_files_are_invisible(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["a"] = 1
+    d["f", "b"] = 2
+    sub = tmp_path / suffixed("f")
+    # A temporary file left by a killed writer, and files of other programs.
+    (tmp_path / f".{suffixed('a')}.pkl.host.123.abcd0.tmp#").write_bytes(b"partial")
+    (sub / f".{suffixed('c')}.pkl.host.9.ffff1.tmp#").write_bytes(b"partial")
+    (tmp_path / "notes.txt").write_text("not an item")
+    (tmp_path / "bad name!.pkl").write_bytes(pickle.dumps(0))
+    (sub / "README").write_text("hello")
+    assert len(d) == 2
+    assert sorted(d.keys()) == [("a",), ("f", "b")]
+    assert sorted(k for k, _ in d.keys_and_timestamps()) == [("a",), ("f", "b")]
+    d.clear()
+    assert len(d) == 0
+    assert (tmp_path / "notes.txt").exists() and (sub / "README").exists()
+    assert (tmp_path / "bad name!.pkl").exists()
+
+
+def test_a_temporary_file_never_looks_like_an_item_even_for_format_tmp(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d: FileDirDict[str] = FileDirDict(base_dir=tmp_path, serialization_format="tmp", durable=False)
+    made: list[str] = []
+    real_replace = os.replace
+
+    def spying_replace(src: Any, dst: Any) -> None:
+        made.append(os.path.basename(src))
+        assert len(d) == 0  # the temporary file is there, yet no item is seen
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spying_replace)
+    d["k"] = "v"
+    monkeypatch.undo()
+    assert made and not made[0].endswith(".tmp") and made[0].startswith(".")
+    assert len(d) == 1
+
+
+def test_folders_left_empty_by_deletes_are_removed(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["a", "b", "c"] = 1
+    d["a", "x"] = 2
+    del d["a", "b", "c"]
+    assert files_under(tmp_path) == [f"{suffixed('a')}/{suffixed('x')}.pkl"]
+    assert not (tmp_path / suffixed("a") / suffixed("b")).exists()
+    d.discard(("a", "x"))
+    assert list(tmp_path.iterdir()) == []  # base_dir itself stays
+    assert tmp_path.is_dir()
+    d["a", "b", "c"] = 3  # and folders come back on the next write
+    assert d["a", "b", "c"] == 3
+
+
+def test_subdict_still_works_after_its_folder_was_pruned(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["s", "k"] = 1
+    sub = d.get_subdict("s")
+    assert isinstance(sub, FileDirDict)
+    del d["s", "k"]
+    assert not os.path.exists(sub.base_dir)
+    assert len(sub) == 0 and list(sub) == [] and "k" not in sub
+    sub["k"] = 2
+    assert d["s", "k"] == 2
+
+
+@pytest.mark.parametrize(
+    "bad", ["..", ".", "../x", "a/b", "/etc/passwd", ("..", "x"), ("a", ".."), "a\\b", "a\x00b", "~/x"]
+)
+def test_keys_cannot_escape_base_dir(tmp_path: pathlib.Path, bad: Any) -> None:
+    base = tmp_path / "base"
+    d: FileDirDict[int] = FileDirDict(base_dir=base, digest_len=0, durable=False)
+    with pytest.raises((ValueError, TypeError)):
+        d[bad] = 1
+    assert list(tmp_path.iterdir()) == [base] and list(base.iterdir()) == []
+
+
+@pytest.mark.parametrize("digest_len", [0, 4])
+def test_odd_but_valid_keys_stay_inside_base_dir(tmp_path: pathlib.Path, digest_len: int) -> None:
+    base = tmp_path / "base"
+    d: FileDirDict[int] = FileDirDict(base_dir=base, digest_len=digest_len, durable=False)
+    keys = [("...",), (".x", "..y"), ("~",), ("-", "="), ("a.pkl",), ("x" * 200,)]
+    for i, k in enumerate(keys):
+        d[k] = i
+    for p in base.rglob("*"):
+        assert os.path.realpath(p).startswith(str(base) + os.sep)
+    assert list(tmp_path.iterdir()) == [base]
+    assert sorted(d.keys()) == sorted(keys)
+    assert [d[k] for k in keys] == list(range(len(keys)))
