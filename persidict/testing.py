@@ -99,15 +99,15 @@ _BAD_KEYS: list[tuple[object, type[Exception]]] = [
     (("a", 5), TypeError),
 ]
 
-keys = st.tuples(st.sampled_from(_KEYS), st.integers(0, 255))
+_keys = st.tuples(st.sampled_from(_KEYS), st.integers(0, 255))
 """A key of the alphabet, and a number that usually picks a stored key instead."""
-forms = st.sampled_from(_FORMS)
-values = st.integers(0, len(_VALUE_POOL) - 1)
-etag_kinds = st.sampled_from(_ETAG_KINDS)
-stale_ix = st.integers(0, 1000)
-conditions = st.sampled_from(_CONDITIONS)
-retrieves = st.sampled_from(_RETRIEVES)
-prefixes = st.sampled_from([(), *[(p,) for p in _PARTS]])
+_forms = st.sampled_from(_FORMS)
+_values = st.integers(0, len(_VALUE_POOL) - 1)
+_etag_kinds = st.sampled_from(_ETAG_KINDS)
+_stale_ix = st.integers(0, 1000)
+_conditions = st.sampled_from(_CONDITIONS)
+_retrieves = st.sampled_from(_RETRIEVES)
+_prefixes = st.sampled_from([(), *[(p,) for p in _PARTS]])
 
 
 def _spell(key: Key, form: str) -> Any:
@@ -412,7 +412,7 @@ class PersiDictMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ the dict API
 
-    @rule(kp=keys, form=forms, ix=values, joker=st.sampled_from(["value", "value", "keep", "delete"]))
+    @rule(kp=_keys, form=_forms, ix=_values, joker=st.sampled_from(["value", "value", "keep", "delete"]))
     def set_item(self, kp: KeyPick, form: str, ix: int, joker: str) -> None:
         """``d[k] = v`` with values and jokers."""
         key = self.pick(kp)
@@ -434,7 +434,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         self.d[k] = v
         self.wrote(key, v)
 
-    @rule(kp=keys, form=forms)
+    @rule(kp=_keys, form=_forms)
     def get_item(self, kp: KeyPick, form: str) -> None:
         """``d[k]``, ``d.get(k)``, ``d.get(k, default)``, ``k in d``."""
         key = self.pick(kp)
@@ -452,7 +452,7 @@ class PersiDictMachine(RuleBasedStateMachine):
             self.check_value(self.d.get(k, marker), e.value, f"d.get({key}, default)")
             assert k in self.d, f"{key} in d is False"
 
-    @rule(kp=keys, form=forms)
+    @rule(kp=_keys, form=_forms)
     def del_item(self, kp: KeyPick, form: str) -> None:
         """``del d[k]``."""
         key = self.pick(kp)
@@ -465,7 +465,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         else:
             self.expect_error(KeyError, lambda: self.d.__delitem__(k), f"del d[{key}] of an absent key")
 
-    @rule(kp=keys, form=forms, use_alias=st.booleans())
+    @rule(kp=_keys, form=_forms, use_alias=st.booleans())
     def discard(self, kp: KeyPick, form: str, use_alias: bool) -> None:
         """``discard`` and ``delete_if_exists``."""
         key = self.pick(kp)
@@ -500,7 +500,7 @@ class PersiDictMachine(RuleBasedStateMachine):
             for k, v in items:
                 self.check_value(v, self.model[tuple(k)].value, f"items()[{k}]")
 
-    @rule(which=st.sampled_from(["keys", "values", "items", "timestamp"]), kp=keys, form=forms)
+    @rule(which=st.sampled_from(["keys", "values", "items", "timestamp"]), kp=_keys, form=_forms)
     def timestamps(self, which: str, kp: KeyPick, form: str) -> None:
         """``keys_and_timestamps`` / ``values_and_timestamps`` / ``items_and_timestamps`` / ``timestamp``."""
         key = self.pick(kp)
@@ -527,9 +527,9 @@ class PersiDictMachine(RuleBasedStateMachine):
                 self.check_value(v, self.model[tuple(k)].value, f"items_and_timestamps()[{k}]")
                 self.check_ts(tuple(k), t, "items_and_timestamps()")
 
-    @rule(kp=keys, form=forms, ix=values, no_default=st.booleans())
-    def setdefault(self, kp: KeyPick, form: str, ix: int, no_default: bool) -> None:
-        """``setdefault(k, default)`` (and ``setdefault(k)``, storing None, where None fits)."""
+    @rule(kp=_keys, form=_forms, ix=_values)
+    def setdefault(self, kp: KeyPick, form: str, ix: int) -> None:
+        """``setdefault(k, default)``."""
         key = self.pick(kp)
         k = _spell(key, form)
         default = self.value(ix)
@@ -537,14 +537,12 @@ class PersiDictMachine(RuleBasedStateMachine):
         if e is not None:
             self.check_value(self.d.setdefault(k, default), e.value, f"setdefault({key}) of a stored key")
             return
-        if no_default and any(v is None for v in self.pool):  # pragma: no cover - None is not pooled
-            default = None
         got = self.d.setdefault(k, default)
         self.check_value(got, default, f"setdefault({key}) of an absent key")
         self.wrote(key, default)
 
     @rule(
-        picks=st.lists(st.tuples(keys, forms, values), max_size=3),
+        picks=st.lists(st.tuples(_keys, _forms, _values), max_size=3),
         how=st.sampled_from(["mapping", "pairs", "kwargs", "ior"]),
     )
     def update(self, picks: list[tuple[KeyPick, str, int]], how: str) -> None:
@@ -585,7 +583,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         for key, _, v in writes:
             self.wrote(key, v)
 
-    @rule(kp=keys, form=forms, with_default=st.booleans())
+    @rule(kp=_keys, form=_forms, with_default=st.booleans())
     def pop(self, kp: KeyPick, form: str, with_default: bool) -> None:
         """``pop(k)`` and ``pop(k, default)``."""
         key = self.pick(kp)
@@ -647,7 +645,7 @@ class PersiDictMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ ETags
 
-    @rule(kp=keys, form=forms, both=st.booleans())
+    @rule(kp=_keys, form=_forms, both=st.booleans())
     def etag(self, kp: KeyPick, form: str, both: bool) -> None:
         """``etag(k)`` and ``get_with_etag(k)``."""
         key = self.pick(kp)
@@ -666,7 +664,7 @@ class PersiDictMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ conditional operations
 
-    @rule(kp=keys, form=forms, kind=etag_kinds, six=stale_ix, cond=conditions, ret=retrieves)
+    @rule(kp=_keys, form=_forms, kind=_etag_kinds, six=_stale_ix, cond=_conditions, ret=_retrieves)
     def get_item_if(
         self, kp: KeyPick, form: str, kind: str, six: int, cond: ETagConditionFlag, ret: str
     ) -> None:
@@ -689,9 +687,9 @@ class PersiDictMachine(RuleBasedStateMachine):
         )
 
     @rule(
-        kp=keys, form=forms, ix=values,
+        kp=_keys, form=_forms, ix=_values,
         joker=st.sampled_from(["value", "value", "keep", "delete"]),
-        kind=etag_kinds, six=stale_ix, cond=conditions, ret=retrieves,
+        kind=_etag_kinds, six=_stale_ix, cond=_conditions, ret=_retrieves,
     )
     def set_item_if(
         self,
@@ -747,7 +745,9 @@ class PersiDictMachine(RuleBasedStateMachine):
                 new_value=ITEM_NOT_AVAILABLE if self.null else value, mutated=not self.null,
             )
 
-    @rule(kp=keys, form=forms, ix=values, kind=etag_kinds, six=stale_ix, cond=conditions, ret=retrieves)
+    @rule(
+        kp=_keys, form=_forms, ix=_values, kind=_etag_kinds, six=_stale_ix, cond=_conditions, ret=_retrieves
+    )
     def setdefault_if(
         self, kp: KeyPick, form: str, ix: int, kind: str, six: int, cond: ETagConditionFlag, ret: str
     ) -> None:
@@ -776,7 +776,7 @@ class PersiDictMachine(RuleBasedStateMachine):
                 new_value=self.seen_value(key, expected, mode), mutated=False,
             )
 
-    @rule(kp=keys, form=forms, kind=etag_kinds, six=stale_ix, cond=conditions, alias=st.booleans())
+    @rule(kp=_keys, form=_forms, kind=_etag_kinds, six=_stale_ix, cond=_conditions, alias=st.booleans())
     def discard_if(
         self, kp: KeyPick, form: str, kind: str, six: int, cond: ETagConditionFlag, alias: bool
     ) -> None:
@@ -812,7 +812,7 @@ class PersiDictMachine(RuleBasedStateMachine):
             )
 
     @rule(
-        kp=keys, form=forms, ix=values,
+        kp=_keys, form=_forms, ix=_values,
         kind=st.sampled_from(["const", "derive", "derive", "keep", "delete"]),
         n_retries=st.sampled_from([None, 0, 6]),
     )
@@ -898,7 +898,7 @@ class PersiDictMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ subdicts
 
     @rule(
-        prefix=prefixes, kp=keys, form=forms, ix=values,
+        prefix=_prefixes, kp=_keys, form=_forms, ix=_values,
         op=st.sampled_from(["keys", "len", "get", "set", "discard", "etag", "set_if"]),
     )
     def subdict(self, prefix: Key, kp: KeyPick, form: str, ix: int, op: str) -> None:
@@ -970,7 +970,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         bad=st.sampled_from(
             ["key", "condition", "expected", "retrieve", "persidict", "joker_default", "type"]
         ),
-        bix=st.integers(0, len(_BAD_KEYS) - 1), kp=keys, form=forms, ix=values,
+        bix=st.integers(0, len(_BAD_KEYS) - 1), kp=_keys, form=_forms, ix=_values,
     )
     def bad_call(self, bad: str, bix: int, kp: KeyPick, form: str, ix: int) -> None:
         """A bad key, flag or value raises a clear error and changes nothing."""
