@@ -1,0 +1,689 @@
+"""LmdbDict's store: records in one LMDB environment, each operation one transaction.
+
+Layout of the environment (see ``lmdb_env`` for how it is opened, shared,
+grown and carried across ``fork()``, and for the threading model):
+
+* ``v``: location -> record. A location ``("a", "b.pkl")`` is the LMDB key
+  ``b"a/b.pkl"``; a key longer than the environment's limit (511 bytes) is
+  stored under ``b"#" + sha256`` with the location kept in the record, so
+  listing still returns it. A record is a 32-byte header — the version
+  (transaction id, write number within it), ctime, mtime, length of the
+  kept location — then the kept location, then the value bytes.
+* ``a``: location -> last read time (``track_atime``), written in batches.
+* ``m``: the database id (random, made at creation) and format version.
+
+ETags are ``"<database id>.<transaction id>.<write number>"``: LMDB gives
+every write transaction a new id, so ETags are unique across threads and
+processes. A precondition is checked inside the write transaction that
+writes, so conditional operations are atomic.
+
+Expiry (``ttl``): a record whose mtime is more than ``ttl`` seconds old is
+absent for every read, membership test, listing and precondition; ``purge``
+deletes such records.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import attrs
+import lmdb
+
+from ..errors import BackendError
+from .base import (
+    Capabilities,
+    IfAbsent,
+    Location,
+    NotModified,
+    Precondition,
+    PreconditionFailed,
+    ReadAnswer,
+    Stat,
+)
+from .lmdb_env import Batch, EnvHandle, open_env
+
+__all__ = ["LmdbBackend", "LmdbMetadata", "open_env"]
+
+_T = TypeVar("_T")
+_HDR = struct.Struct("<QIddI")  # txnid, write number, ctime, mtime, kept-location length
+_HDR_SIZE = _HDR.size
+_VERSION_SIZE = 12  # txnid + write number: the bytes an ETag is made of
+_CTIME = struct.Struct("<d")
+_CTIME_AT = 12
+_ATIME = struct.Struct("<d")
+_LIST_BATCH = 1000
+_DELETE_BATCH = 1000
+_KEY_CACHE_LIMIT = 100_000
+_get_ident = threading.get_ident
+
+
+@attrs.frozen
+class LmdbMetadata:
+    """Everything LmdbDict keeps about one item."""
+
+    etag: str
+    ctime: float
+    """POSIX time of the first write (since the key was last absent)."""
+    mtime: float
+    """POSIX time of the last write (what ``timestamp()`` returns)."""
+    atime: float | None
+    """POSIX time of the last read, if reads were tracked (``track_atime``)."""
+    size: int
+    """Length of the stored value bytes."""
+
+
+class LmdbBackend:
+    """A Backend over an LMDB environment; see the module docstring."""
+
+    capabilities = Capabilities(atomic_preconditions=True, unique_etags=True, persistent=True)
+
+    def __init__(
+        self,
+        handle: EnvHandle,
+        *,
+        clock: Callable[[], float],
+        ttl: float | None,
+        readonly: bool,
+        track_atime: bool,
+        atime_flush_interval: float,
+        atime_flush_reads: int,
+    ) -> None:
+        self._h = handle
+        self._clock = clock
+        self._ttl = ttl
+        self._readonly = readonly or handle.readonly
+        self._track_atime = track_atime and not self._readonly
+        self._flush_interval = atime_flush_interval
+        self._flush_reads = atime_flush_reads
+        self._keys: dict[Location, tuple[bytes, bytes]] = {}
+        self._atimes: dict[bytes, float] = {}
+        self._n_reads = 0
+        self._last_flush = clock()
+        self._flush_lock = threading.Lock()
+        self._etag_prefix = handle.dbid + "."
+        if self._track_atime:
+            _TRACKING.add(self)
+
+    # ------------------------------------------------------------ basics
+
+    @property
+    def handle(self) -> EnvHandle:
+        """The process-wide environment handle."""
+        return self._h
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds after its last write when an item expires (None: never)."""
+        return self._ttl
+
+    def describe(self) -> str:
+        """``lmdb:<path>``."""
+        return self._h.describe()
+
+    def __repr__(self) -> str:
+        return f"LmdbBackend({self._h.path!r})"
+
+    def lmdb_key(self, loc: Location) -> tuple[bytes, bytes]:
+        """LMDB key of ``loc`` and the location bytes kept in its record (hashed keys only)."""
+        return self._key(loc)
+
+    def _key(self, loc: Location) -> tuple[bytes, bytes]:
+        """LMDB key of ``loc`` and the location bytes kept in the record (hashed keys only)."""
+        k = self._keys.get(loc)
+        if k is None:
+            raw = "/".join(loc).encode()
+            if len(raw) > self._h.max_key_size:
+                k = (b"#" + hashlib.sha256(raw).hexdigest().encode(), raw)
+            else:
+                k = (raw, b"")
+            if len(self._keys) >= _KEY_CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[loc] = k
+        return k
+
+    def _etag(self, rec: Any) -> str:
+        txnid, seq = struct.unpack_from("<QI", rec)
+        return f"{self._etag_prefix}{txnid}.{seq}"
+
+    def _live(self, rec: Any, now: float) -> bool:
+        ttl = self._ttl
+        return ttl is None or now - _HDR.unpack_from(rec)[3] <= ttl
+
+    def _stat_of(self, rec: Any) -> Stat:
+        txnid, seq, _, mtime, kept = _HDR.unpack_from(rec)
+        return Stat(f"{self._etag_prefix}{txnid}.{seq}", mtime, len(rec) - _HDR_SIZE - kept)
+
+    def _error(self, e: lmdb.Error, operation: str, loc: object = None) -> BackendError:
+        return BackendError(f"LMDB error: {e}", backend=self.describe(), operation=operation, key=loc)
+
+    # ------------------------------------------------------------ transactions
+
+    def _read(self, fn: Callable[[lmdb.Transaction[Any]], _T], buffers: bool = False) -> _T:
+        """Run ``fn`` in a short read transaction (or in this thread's batch)."""
+        h = self._h
+        batch = h.batch
+        if batch is not None and h.batch_owner == _get_ident():
+            return fn(batch.txn)
+        while True:
+            env = h.enter()
+            try:
+                with env.begin(buffers=buffers) as txn:  # type: ignore[call-overload]
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                pass
+            except lmdb.Error as e:
+                raise self._error(e, "read") from e
+            finally:
+                h.leave()
+            h.adopt()
+
+    def _batch_map_full(self, batch: Batch) -> BackendError:
+        batch.map_full = True
+        return BackendError(
+            "The LMDB map filled up inside a transaction: nothing will be committed; "
+            "the map grows when the transaction block exits, then run it again",
+            backend=self.describe(), operation="write",
+        )
+
+    def _write(self, fn: Callable[[lmdb.Transaction[Any], int, int], _T]) -> _T:
+        """Run ``fn(txn, txnid, write_number)`` in one write transaction; grow the map as needed."""
+        h = self._h
+        batch = h.batch
+        if batch is not None and h.batch_owner == _get_ident():
+            try:
+                return fn(batch.txn, batch.txnid, batch.next_seq())
+            except lmdb.MapFullError:
+                raise self._batch_map_full(batch) from None
+        if self._readonly:
+            raise BackendError("The database is read-only", backend=self.describe(), operation="write")
+        while True:
+            env = h.enter()
+            size = h.map_size
+            resized = False
+            try:
+                txn = env.begin(write=True, buffers=True)
+                try:
+                    result = fn(txn, txn.id(), 0)
+                    txn.commit()
+                except BaseException:
+                    txn.abort()
+                    raise
+                return result
+            except lmdb.MapFullError:
+                pass
+            except lmdb.MapResizedError:
+                resized = True
+            except lmdb.Error as e:
+                raise self._error(e, "write") from e
+            finally:
+                h.leave()
+            if resized:
+                h.adopt()
+            else:
+                h.grow(size)
+
+    # ------------------------------------------------------------ Backend protocol
+
+    def stat(self, loc: Location) -> Stat | None:
+        """Metadata at ``loc``."""
+        lkey = self._key(loc)[0]
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any]) -> Stat | None:
+            rec = txn.get(lkey, db=h.vdb)
+            if rec is None or not self._live(rec, self._clock()):
+                return None
+            return self._stat_of(rec)
+
+        return self._read(do, buffers=True)
+
+    def exists(self, loc: Location) -> bool:
+        """Whether ``loc`` holds a live record."""
+        return self.exists_raw(self._key(loc)[0])
+
+    def exists_raw(self, lkey: bytes) -> bool:
+        """Whether an LMDB key from ``lmdb_key`` holds a live record."""
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any]) -> bool:
+            rec = txn.get(lkey, db=h.vdb)
+            return rec is not None and (self._ttl is None or self._live(rec, self._clock()))
+
+        return self._read(do, buffers=True)
+
+    def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
+        """Bytes and stat at ``loc``."""
+        lkey = self._key(loc)[0]
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any]) -> ReadAnswer:
+            rec = txn.get(lkey, db=h.vdb)
+            if rec is None or not self._live(rec, self._clock()):
+                return None
+            stat = self._stat_of(rec)
+            if if_none_match is not None and stat.etag == if_none_match:
+                return NotModified(stat)
+            return bytes(rec[len(rec) - stat.size :]), stat
+
+        got = self._read(do)
+        if got is not None and self._track_atime:
+            self._touch(lkey)
+        return got
+
+    def get_bytes(self, loc: Location) -> bytes | None:
+        """The value bytes at ``loc``, or None."""
+        return self.get_raw(self._key(loc)[0])
+
+    def get_raw(self, lkey: bytes) -> bytes | None:
+        """The value bytes at an LMDB key from ``lmdb_key`` (the ``d[key]`` hot path), or None."""
+        h = self._h
+        batch = h.batch
+        if batch is not None and h.batch_owner == _get_ident():
+            rec = batch.txn.get(lkey, db=h.vdb)
+        else:
+            while True:
+                env = h.enter()
+                try:
+                    with env.begin() as txn:
+                        rec = txn.get(lkey, db=h.vdb)
+                    break
+                except lmdb.MapResizedError:
+                    pass
+                except lmdb.Error as e:
+                    raise self._error(e, "read", lkey) from e
+                finally:
+                    h.leave()
+                h.adopt()
+        if rec is None:
+            return None
+        if self._ttl is not None and not self._live(rec, self._clock()):
+            return None
+        if self._track_atime:
+            self._touch(lkey)
+        kept = _HDR.unpack_from(rec)[4]
+        return bytes(rec[_HDR_SIZE + kept :])
+
+    def get_versioned(self, loc: Location, known: bytes | None) -> tuple[bytes, bytes | None] | None:
+        """(version, value bytes) at ``loc``; the bytes are None when the version is ``known``."""
+        lkey = self._key(loc)[0]
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any]) -> tuple[bytes, bytes | None] | None:
+            rec = txn.get(lkey, db=h.vdb)
+            if rec is None or (self._ttl is not None and not self._live(rec, self._clock())):
+                return None
+            version = bytes(rec[:_VERSION_SIZE])
+            if version == known:
+                return version, None
+            kept = _HDR.unpack_from(rec)[4]
+            return version, bytes(rec[_HDR_SIZE + kept :])
+
+        got = self._read(do, buffers=True)
+        if got is not None and self._track_atime:
+            self._touch(lkey)
+        return got
+
+    def _check(self, loc: Location, rec: Any, precondition: Precondition) -> None:
+        if isinstance(precondition, IfAbsent):
+            ok = rec is None
+        else:
+            assert precondition is not None
+            ok = rec is not None and self._etag(rec) == precondition.etag
+        if not ok:
+            raise PreconditionFailed(loc, precondition)
+
+    def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
+        """Store bytes (value and metadata in one transaction); check the precondition inside it."""
+        lkey, kept = self._key(loc)
+        h = self._h
+        clock = self._clock
+
+        def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> Stat:
+            old = txn.get(lkey, db=h.vdb)
+            now = clock()
+            if old is not None and self._ttl is not None and not self._live(old, now):
+                old = None
+            if precondition is not None:
+                self._check(loc, old, precondition)
+            ctime = now if old is None else _HDR.unpack_from(old)[2]
+            txn.put(lkey, _HDR.pack(txnid, seq, ctime, now, len(kept)) + kept + data, db=h.vdb)
+            return Stat(f"{self._etag_prefix}{txnid}.{seq}", now, len(data))
+
+        return self._write(do)
+
+    def put(self, loc: Location, data: bytes) -> None:
+        """Unconditional write."""
+        lkey, kept = self._key(loc)
+        self.put_raw(lkey, kept, data)
+
+    def put_raw(self, lkey: bytes, kept: bytes, data: bytes) -> None:
+        """Unconditional write at an LMDB key from ``lmdb_key`` (the ``d[key] = value`` hot path)."""
+        h = self._h
+        batch = h.batch
+        if batch is None or h.batch_owner != _get_ident():
+            self._write(
+                lambda txn, txnid, seq: self._put_at(txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
+            )
+            return
+        # Inside this thread's batch: inlined, it is the bulk-loading path.
+        batch.seq += 1
+        cur = batch.cursor
+        now = self._clock()
+        ctime = now
+        try:
+            if cur.set_key(lkey):
+                if self._ttl is None:
+                    ctime = _CTIME.unpack_from(cur.value(), _CTIME_AT)[0]
+                else:
+                    _, _, old_ctime, mtime, _ = _HDR.unpack_from(cur.value())
+                    if now - mtime <= self._ttl:
+                        ctime = old_ctime
+            header = _HDR.pack(batch.txnid, batch.seq, ctime, now, len(kept))
+            cur.put(lkey, header + kept + data if kept else header + data)
+        except lmdb.MapFullError:
+            raise self._batch_map_full(batch) from None
+
+    def put_many_raw(self, items: Iterable[tuple[bytes, bytes, bytes]]) -> int:
+        """Write (LMDB key, kept location, value bytes) records inside this thread's batch."""
+        h = self._h
+        batch = h.batch
+        if batch is None or h.batch_owner != _get_ident():
+            raise RuntimeError("put_many_raw() runs inside LmdbDict.transaction()")
+        cur = batch.cursor
+        clock = self._clock
+        ttl = self._ttl
+        pack = _HDR.pack
+        unpack_ctime = _CTIME.unpack_from
+        unpack = _HDR.unpack_from
+        txnid = batch.txnid
+        n = 0
+        try:
+            for lkey, kept, data in items:
+                batch.seq += 1
+                now = clock()
+                ctime = now
+                if cur.set_key(lkey):
+                    if ttl is None:
+                        ctime = unpack_ctime(cur.value(), _CTIME_AT)[0]
+                    else:
+                        _, _, old_ctime, mtime, _ = unpack(cur.value())
+                        if now - mtime <= ttl:
+                            ctime = old_ctime
+                header = pack(txnid, batch.seq, ctime, now, len(kept))
+                cur.put(lkey, header + kept + data if kept else header + data)
+                n += 1
+        except lmdb.MapFullError:
+            raise self._batch_map_full(batch) from None
+        return n
+
+    def _put_at(
+        self, cur: lmdb.Cursor[Any], lkey: bytes, kept: bytes, data: bytes, txnid: int, seq: int
+    ) -> None:
+        """Write a record through a cursor: one B-tree search finds the old ctime and the slot."""
+        now = self._clock()
+        ctime = now
+        if cur.set_key(lkey):
+            _, _, old_ctime, mtime, _ = _HDR.unpack_from(cur.value())
+            if self._ttl is None or now - mtime <= self._ttl:
+                ctime = old_ctime
+        header = _HDR.pack(txnid, seq, ctime, now, len(kept))
+        cur.put(lkey, header + kept + data if kept else header + data)
+
+    def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
+        """Remove ``loc`` (and its access time); check the precondition in the same transaction."""
+        lkey = self._key(loc)[0]
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> bool:
+            old = txn.get(lkey, db=h.vdb)
+            if old is None:
+                if precondition is not None:
+                    self._check(loc, None, precondition)
+                return False
+            live = self._ttl is None or self._live(old, self._clock())
+            if precondition is not None:
+                self._check(loc, old if live else None, precondition)
+            txn.delete(lkey, db=h.vdb)
+            txn.delete(lkey, db=h.adb)
+            return live
+
+        deleted = self._write(do)
+        self._atimes.pop(lkey, None)
+        return deleted
+
+    def delete_many(self, locs: Iterable[Location]) -> int:
+        """Delete many locations, up to a thousand per transaction."""
+        h = self._h
+
+        def flush(lkeys: list[bytes]) -> int:
+            def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> int:
+                n = 0
+                now = self._clock()
+                for lkey in lkeys:
+                    old = txn.get(lkey, db=h.vdb)
+                    if old is None:
+                        continue
+                    n += self._ttl is None or self._live(old, now)
+                    txn.delete(lkey, db=h.vdb)
+                    txn.delete(lkey, db=h.adb)
+                return n
+
+            for lkey in lkeys:
+                self._atimes.pop(lkey, None)
+            return self._write(do)
+
+        total = 0
+        pending: list[bytes] = []
+        for loc in locs:
+            pending.append(self._key(loc)[0])
+            if len(pending) >= _DELETE_BATCH:
+                total += flush(pending)
+                pending = []
+        if pending:
+            total += flush(pending)
+        return total
+
+    # ------------------------------------------------------------ listing
+
+    def _scan(self, prefix: Location, with_records: bool) -> Iterator[tuple[Location, Any]]:
+        """(location relative to ``prefix``, record or None), in batches of short read transactions."""
+        n = len(prefix)
+        p = ("/".join(prefix) + "/").encode() if prefix else b""
+        h = self._h
+        need_rec = with_records or self._ttl is not None
+        ttl = self._ttl
+        start = p or b"$"  # hashed keys ("#...") sort first; they are scanned below
+        done = False
+
+        def batch(txn: lmdb.Transaction[Any]) -> list[tuple[bytes, Any]]:
+            nonlocal start, done
+            out: list[tuple[bytes, Any]] = []
+            cur = txn.cursor(db=h.vdb)
+            if not cur.set_range(start):
+                done = True
+                return out
+            now = self._clock()
+            it = cur.iternext(keys=True, values=True) if need_rec else cur.iternext(values=False)
+            for item in it:
+                if need_rec:
+                    k, rec = item
+                    k = bytes(k)
+                else:
+                    k, rec = bytes(item), None
+                if not k.startswith(p):
+                    done = True
+                    return out
+                if rec is not None:
+                    if ttl is not None and now - _HDR.unpack_from(rec)[3] > ttl:
+                        continue
+                    rec = self._stat_of(rec) if with_records else None
+                out.append((k, rec))
+                if len(out) >= _LIST_BATCH:
+                    start = k + b"\x00"
+                    return out
+            done = True
+            return out
+
+        while not done:
+            for k, rec in self._read(batch, buffers=True):
+                yield tuple(k.decode().split("/"))[n:], rec
+        yield from self._scan_hashed(p, n, with_records)
+
+    def _scan_hashed(self, p: bytes, n: int, with_records: bool) -> Iterator[tuple[Location, Any]]:
+        h = self._h
+        ttl = self._ttl
+
+        def all_hashed(txn: lmdb.Transaction[Any]) -> list[tuple[bytes, Any]]:
+            out: list[tuple[bytes, Any]] = []
+            cur = txn.cursor(db=h.vdb)
+            if not cur.set_range(b"#"):
+                return out
+            now = self._clock()
+            for k, rec in cur.iternext():
+                if k[:1] != b"#":
+                    break
+                _, _, _, mtime, kept = _HDR.unpack_from(rec)
+                if ttl is not None and now - mtime > ttl:
+                    continue
+                loc = bytes(rec[_HDR_SIZE : _HDR_SIZE + kept])
+                if loc.startswith(p):
+                    out.append((loc, self._stat_of(rec) if with_records else None))
+            return out
+
+        for loc, stat in self._read(all_hashed, buffers=True):
+            yield tuple(loc.decode().split("/"))[n:], stat
+
+    def list(self, prefix: Location) -> Iterator[Location]:
+        """Locations under ``prefix``, relative to it, streamed in batches."""
+        for loc, _ in self._scan(prefix, False):
+            yield loc
+
+    def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
+        """Locations under ``prefix`` with their stats."""
+        yield from self._scan(prefix, True)
+
+    # ------------------------------------------------------------ metadata, atime, expiry
+
+    def metadata(self, loc: Location) -> LmdbMetadata | None:
+        """ctime, mtime, atime, ETag and size at ``loc`` (None when absent)."""
+        lkey = self._key(loc)[0]
+        h = self._h
+
+        def do(txn: lmdb.Transaction[Any]) -> LmdbMetadata | None:
+            rec = txn.get(lkey, db=h.vdb)
+            if rec is None or not self._live(rec, self._clock()):
+                return None
+            txnid, seq, ctime, mtime, kept = _HDR.unpack_from(rec)
+            a = txn.get(lkey, db=h.adb) if h.adb is not None else None
+            atime = None if a is None else _ATIME.unpack_from(a)[0]
+            return LmdbMetadata(
+                etag=f"{self._etag_prefix}{txnid}.{seq}",
+                ctime=ctime,
+                mtime=mtime,
+                atime=atime,
+                size=len(rec) - _HDR_SIZE - kept,
+            )
+
+        meta = self._read(do, buffers=True)
+        pending = self._atimes.get(lkey)
+        if meta is not None and pending is not None and (meta.atime is None or pending > meta.atime):
+            meta = attrs.evolve(meta, atime=pending)
+        return meta
+
+    def _touch(self, lkey: bytes) -> None:
+        now = self._clock()
+        self._atimes[lkey] = now
+        self._n_reads += 1
+        if self._n_reads >= self._flush_reads or now - self._last_flush >= self._flush_interval:
+            self.flush_atimes()
+
+    def flush_atimes(self) -> int:
+        """Write the recorded read times in one transaction; return how many were written."""
+        h = self._h
+        if h.batch is not None and h.batch_owner == _get_ident():
+            return 0  # inside this thread's batch: flush later
+        if not self._flush_lock.acquire(blocking=False):
+            return 0  # another thread is flushing
+        try:
+            pending, self._atimes = self._atimes, {}
+            self._n_reads = 0
+            self._last_flush = self._clock()
+            if not pending:
+                return 0
+
+            def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> int:
+                n = 0
+                for lkey, t in pending.items():
+                    if txn.get(lkey, db=h.vdb) is not None:
+                        old = txn.get(lkey, db=h.adb)
+                        if old is None or _ATIME.unpack_from(old)[0] < t:
+                            txn.put(lkey, _ATIME.pack(t), db=h.adb)
+                            n += 1
+                return n
+
+            return self._write(do)
+        finally:
+            self._flush_lock.release()
+
+    def purge(self) -> int:
+        """Delete every expired record; return how many were deleted."""
+        ttl = self._ttl
+        if ttl is None or self._readonly:
+            return 0
+        h = self._h
+        expired: list[bytes] = []
+        start = b""
+        done = False
+
+        def scan(txn: lmdb.Transaction[Any]) -> None:
+            nonlocal start, done
+            cur = txn.cursor(db=h.vdb)
+            if not cur.set_range(start):
+                done = True
+                return
+            now = self._clock()
+            for n, (k, rec) in enumerate(cur.iternext(), 1):
+                if now - _HDR.unpack_from(rec)[3] > ttl:
+                    expired.append(bytes(k))
+                if n >= _LIST_BATCH:
+                    start = bytes(k) + b"\x00"
+                    return
+            done = True
+
+        while not done:
+            self._read(scan, buffers=True)
+        h = self._h
+        total = 0
+        for i in range(0, len(expired), _DELETE_BATCH):
+            chunk = expired[i : i + _DELETE_BATCH]
+
+            def do(txn: lmdb.Transaction[Any], txnid: int, seq: int, chunk: list[bytes] = chunk) -> int:
+                n = 0
+                now = self._clock()
+                for lkey in chunk:
+                    rec = txn.get(lkey, db=h.vdb)
+                    if rec is not None and now - _HDR.unpack_from(rec)[3] > ttl:
+                        txn.delete(lkey, db=h.vdb)
+                        txn.delete(lkey, db=h.adb)
+                        n += 1
+                return n
+
+            total += self._write(do)
+        return total
+
+
+_TRACKING: weakref.WeakSet[LmdbBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_atimes() -> None:
+    for backend in list(_TRACKING):
+        with contextlib.suppress(Exception):  # best effort at exit
+            backend.flush_atimes()

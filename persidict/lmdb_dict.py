@@ -1,0 +1,388 @@
+"""LmdbDict: a PersiDict in one LMDB database — the single-machine speed store.
+
+Every operation is one LMDB transaction: the value and its metadata (ETag,
+ctime, mtime) are written together, and the precondition of a conditional
+operation is checked inside the write transaction, so conditional operations
+and ``transform_item`` are atomic across threads and processes.
+``lmdb`` is imported when the first LmdbDict is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from .backends.base import IF_ABSENT, PreconditionFailed
+from .codecs import Codec
+from .flags import Joker, ValueType
+from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
+from .ops.decide import refuse_overwrite
+from .persi_dict import PersiDict
+from .store_dict import StoreDict
+
+if TYPE_CHECKING:
+    from .backends.lmdb import LmdbBackend, LmdbMetadata
+
+_PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, set, frozenset, type(None)})
+"""Value types that are surely neither a Joker nor a PersiDict (skips two isinstance checks)."""
+
+_LKEY_CACHE_LIMIT = 100_000
+
+DEFAULT_MAP_SIZE = 64 * 2**20
+"""Initial size of the memory map (64 MiB); it doubles whenever it fills up."""
+
+
+class LmdbDict(StoreDict[ValueType]):
+    """A PersiDict stored in an LMDB database directory ``base_dir``.
+
+    Parameters (keyword-only):
+
+    * ``durable``: sync every commit to disk (False: faster; a system crash
+      may lose the last commits, never corrupt the database). A property of
+      the environment: all LmdbDicts on one database in a process must agree.
+    * ``map_size`` / ``max_map_size``: initial size of the memory map, and a
+      cap for its growth (None: no cap). A full map is doubled and the
+      transaction retried.
+    * ``readonly``: refuse writes (opens the environment read-only if it is
+      not already open in this process).
+    * ``cache_size``: keep up to this many decoded values in an in-process
+      LRU cache. Each read still checks the item's version in LMDB (a short
+      read transaction, no copy, no decoding), so a value written by another
+      thread or process is never served stale. Cached values are shared
+      between reads: treat values read from a cached LmdbDict as immutable
+      (mutate a copy and store it).
+    * ``track_atime``: record read times. Reads are recorded in memory and
+      written in one transaction at most every ``atime_flush_interval``
+      seconds or ``atime_flush_reads`` reads, on ``close()`` and at exit.
+      See ``metadata(key).atime``.
+    * ``ttl`` (seconds) or ``expiration_days``: items expire that long after
+      their last write; expired items are invisible to every operation.
+      ``purge_at_open`` (True, "background" or False) deletes them when the
+      database is first opened in a process; ``purge()`` does it on demand.
+    * ``clock``: the time source (``time.time``); tests inject their own.
+    * ``root_prefix``: the key prefix a subdict lives under.
+    """
+
+    _lmdb: LmdbBackend
+    _cache: OrderedDict[tuple[str, ...], tuple[bytes, Any]] | None
+    _cache_lock: threading.Lock
+
+    def __init__(
+        self,
+        *,
+        base_dir: str | os.PathLike[str],
+        root_prefix: PersiDictKey = (),
+        serialization_format: str | Codec = "pkl",
+        append_only: bool = False,
+        base_class_for_values: type | None = None,
+        durable: bool = True,
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int | None = None,
+        readonly: bool = False,
+        cache_size: int = 0,
+        track_atime: bool = False,
+        atime_flush_interval: float = 5.0,
+        atime_flush_reads: int = 1000,
+        ttl: float | None = None,
+        expiration_days: float | None = None,
+        purge_at_open: bool | Literal["background"] = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from .backends.lmdb import LmdbBackend, open_env
+
+        for name, flag in (("durable", durable), ("readonly", readonly), ("track_atime", track_atime)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {flag!r}")
+        if isinstance(map_size, bool) or not isinstance(map_size, int) or map_size <= 0:
+            raise ValueError(f"map_size must be a positive int, not {map_size!r}")
+        if max_map_size is not None and (
+            isinstance(max_map_size, bool) or not isinstance(max_map_size, int) or max_map_size < map_size
+        ):
+            raise ValueError(f"max_map_size must be None or an int >= map_size, not {max_map_size!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be a non-negative int, not {cache_size!r}")
+        if ttl is not None and expiration_days is not None:
+            raise ValueError("Pass ttl (seconds) or expiration_days, not both")
+        if expiration_days is not None:
+            ttl = float(expiration_days) * 86400.0
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+            raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        if purge_at_open not in (True, False, "background"):
+            raise ValueError(f"purge_at_open must be True, False or 'background', not {purge_at_open!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, not {clock!r}")
+        handle = open_env(
+            os.fspath(base_dir),
+            map_size=map_size,
+            max_map_size=max_map_size,
+            durable=durable,
+            readonly=readonly,
+        )
+        backend = LmdbBackend(
+            handle,
+            clock=clock,
+            ttl=None if ttl is None else float(ttl),
+            readonly=readonly,
+            track_atime=track_atime,
+            atime_flush_interval=float(atime_flush_interval),
+            atime_flush_reads=int(atime_flush_reads),
+        )
+        self._init_store(
+            backend=backend,
+            root=tuple(to_prefix(root_prefix)),
+            serialization_format=serialization_format,
+            append_only=append_only,
+            base_class_for_values=base_class_for_values,
+        )
+        self._lmdb = backend
+        self._lkeys: dict[NonEmptySafeStrTuple, tuple[bytes, bytes]] = {}
+        # Bound methods of the hot paths, looked up once.
+        self._get_raw = backend.get_raw
+        self._put_raw = backend.put_raw
+        self._codec_encode = self._coder.codec.encode
+        self._codec_decode = self._coder.codec.decode
+        self._settings: dict[str, Any] = {
+            "atime_flush_interval": float(atime_flush_interval),
+            "atime_flush_reads": int(atime_flush_reads),
+            "base_dir": handle.path,
+            "cache_size": cache_size,
+            "clock": clock,
+            "durable": durable,
+            "expiration_days": None,
+            "map_size": map_size,
+            "max_map_size": max_map_size,
+            "purge_at_open": purge_at_open,
+            "readonly": readonly,
+            "track_atime": track_atime,
+            "ttl": backend.ttl,
+        }
+        self._cache = OrderedDict() if cache_size > 0 else None
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        if backend.ttl is not None and purge_at_open and not backend.handle.readonly:
+            self._purge_at_open(purge_at_open == "background")
+
+    def _purge_at_open(self, background: bool) -> None:
+        handle = self._lmdb.handle
+        ttl = self._lmdb.ttl
+        assert ttl is not None
+        if ttl in handle.purged:
+            return
+        handle.purged.add(ttl)
+        if background:
+            threading.Thread(target=self._lmdb.purge, name="LmdbDict-purge", daemon=True).start()
+        else:
+            self._lmdb.purge()
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, sorted: ``type(d)(**d.get_params())`` opens the same database."""
+        params = {**self._common_params(), **self._settings, "root_prefix": self._root}
+        return dict(sorted(params.items()))
+
+    @property
+    def base_dir(self) -> str:
+        """The absolute path of the database directory."""
+        path: str = self._settings["base_dir"]
+        return path
+
+    # ------------------------------------------------------------ hot paths
+
+    def _lkey(self, key: NonEmptySafeStrTuple) -> tuple[bytes, bytes]:
+        """The LMDB key of ``key`` (and the location kept for hashed keys), cached."""
+        lk = self._lkeys.get(key)
+        if lk is None:
+            lk = self._lmdb.lmdb_key(self._target(key).loc)
+            if len(self._lkeys) >= _LKEY_CACHE_LIMIT:
+                self._lkeys.clear()
+            self._lkeys[key] = lk
+        return lk
+
+    def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
+        cache = self._cache
+        if cache is None:
+            lk = self._lkeys.get(key) or self._lkey(key)
+            data = self._get_raw(lk[0])
+            if data is None:
+                raise KeyError(key)
+            try:
+                value: ValueType = self._codec_decode(data)
+            except Exception:
+                return self._decode(key, self._target(key).loc, data)
+            base = self._coder.base_class_for_values
+            if base is not None and not isinstance(value, base):
+                return self._decode(key, self._target(key).loc, data)
+            return value
+        return self._get_cached(key, cache)
+
+    def _get_cached(
+        self, key: NonEmptySafeStrTuple, cache: OrderedDict[tuple[str, ...], tuple[bytes, Any]]
+    ) -> ValueType:
+        t = self._target(key)
+        with self._cache_lock:
+            hit = cache.get(t.loc)
+        got = self._lmdb.get_versioned(t.loc, None if hit is None else hit[0])
+        if got is None:
+            with self._cache_lock:
+                cache.pop(t.loc, None)
+            raise KeyError(key)
+        version, data = got
+        if data is None:
+            assert hit is not None
+            with self._cache_lock:
+                if t.loc in cache:
+                    cache.move_to_end(t.loc)
+            value: ValueType = hit[1]
+            return value
+        value = self._decode(key, t.loc, data)
+        with self._cache_lock:
+            cache[t.loc] = (version, value)
+            cache.move_to_end(t.loc)
+            while len(cache) > self._cache_size:
+                cache.popitem(last=False)
+        return value
+
+    def _decode(self, key: NonEmptySafeStrTuple, loc: tuple[str, ...], data: bytes) -> ValueType:
+        coder = self._coder
+        try:
+            value: ValueType = coder.codec.decode(data)
+        except Exception:
+            value = coder.decode(key, data, lambda: f"{self._lmdb.describe()}:{'/'.join(loc)}")
+        else:
+            base = coder.base_class_for_values
+            if base is not None and not isinstance(value, base):
+                coder.decode(key, data, lambda: f"{self._lmdb.describe()}:{'/'.join(loc)}")
+        return value
+
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
+        """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
+        if type(value) not in _PLAIN_TYPES and isinstance(value, Joker | PersiDict):
+            super().__setitem__(key, value)  # jokers, and the error for a PersiDict value
+            return
+        self._set(to_key(key), value)
+
+    def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        base = self._coder.base_class_for_values
+        try:
+            if base is not None and not isinstance(value, base):
+                raise TypeError
+            data = self._codec_encode(value)
+        except Exception:
+            data = self._coder.encode(key, value)  # raises the error that names the key (or succeeds)
+        if self._append_only:
+            try:
+                self._lmdb.write(self._target(key).loc, data, precondition=IF_ABSENT)
+            except PreconditionFailed:
+                raise refuse_overwrite(key) from None
+            return
+        lkey, kept = self._lkeys.get(key) or self._lkey(key)
+        self._put_raw(lkey, kept, data)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``.
+
+        One transaction: all of it is written, or (on an error) none of it.
+        This is the bulk-loading path, at close to raw LMDB speed.
+        """
+        if isinstance(other, Mapping):
+            pairs: Iterable[tuple[Any, Any]] = other.items()
+        elif hasattr(other, "keys"):
+            pairs = ((k, other[k]) for k in other.keys())  # noqa: SIM118 - duck-typed mappings
+        else:
+            pairs = other
+        if kwargs:
+            pairs = itertools.chain(pairs, kwargs.items())
+        if self._append_only or self._settings["readonly"]:
+            with self.transaction():
+                for k, v in pairs:
+                    self[k] = v
+            return
+        with self.transaction():
+            self._lmdb.put_many_raw(self._encoded(pairs))
+
+    def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """(LMDB key, kept location, value bytes) of each pair; jokers are carried out in place."""
+        lkeys = self._lkeys
+        encode = self._codec_encode
+        base = self._coder.base_class_for_values
+        for key, value in pairs:
+            k = to_key(key)
+            if type(value) not in _PLAIN_TYPES and isinstance(value, Joker | PersiDict):
+                special: Any = value
+                super().__setitem__(k, special)  # a joker (or the error for a PersiDict value)
+                continue
+            try:
+                if base is not None and not isinstance(value, base):
+                    raise TypeError
+                data = encode(value)
+            except Exception:
+                data = self._coder.encode(k, value)
+            lkey, kept = lkeys.get(k) or self._lkey(k)
+            yield lkey, kept, data
+
+    def _contains(self, key: NonEmptySafeStrTuple) -> bool:
+        return self._lmdb.exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
+
+    def __copy__(self) -> LmdbDict[ValueType]:
+        new = super().__copy__()
+        assert isinstance(new, LmdbDict)
+        new._lkeys = {}  # a subdict's keys map to other LMDB keys
+        return new
+
+    # ------------------------------------------------------------ LMDB extras
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group this thread's operations on this database into one LMDB write transaction.
+
+        Reads inside the block see its writes; nested blocks (also through
+        subdicts or other LmdbDicts on the same database) join the outermost
+        one; it commits when the outermost block exits normally and rolls
+        back if it raises. Other threads' and processes' writes wait until it
+        ends; their reads see the state before it. Do not fork inside it.
+        """
+        handle = self._lmdb.handle
+        if self._settings["readonly"]:
+            from .errors import BackendError
+
+            raise BackendError(
+                "The database is read-only", backend=self._lmdb.describe(), operation="transaction"
+            )
+        handle.begin_batch()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            handle.end_batch(commit=ok)
+
+    def metadata(self, key: PersiDictKey) -> LmdbMetadata:
+        """ETag, ctime, mtime, atime and size of ``key``; KeyError when absent."""
+        k = to_key(key)
+        meta = self._lmdb.metadata(self._target(k).loc)
+        if meta is None:
+            raise KeyError(k)
+        return meta
+
+    def purge(self) -> int:
+        """Delete every expired item of the database; return how many were deleted."""
+        return self._lmdb.purge()
+
+    def flush(self) -> None:
+        """Write the recorded access times now."""
+        self._lmdb.flush_atimes()
+
+    def close(self) -> None:
+        """Flush access times. The environment stays open for the process (it is shared)."""
+        self._lmdb.flush_atimes()
+
+    def __enter__(self) -> LmdbDict[ValueType]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
