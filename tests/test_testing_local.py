@@ -13,7 +13,7 @@ from persidict.testing import persidict_state_machine
 EXAMPLES = int(os.environ.get("PERSIDICT_MODEL_EXAMPLES", "500"))
 """Examples for the main configuration (CI runs the default, 500)."""
 
-_MAIN = settings(max_examples=EXAMPLES, stateful_step_count=25, deadline=None)
+_MAIN = settings(max_examples=EXAMPLES, stateful_step_count=50, deadline=None)
 _SIDE = settings(max_examples=max(EXAMPLES // 5, 10), stateful_step_count=25, deadline=None)
 
 
