@@ -154,12 +154,14 @@ _endpoint: list[str] = []
 
 
 def _make_moto_conditionals_atomic() -> None:
-    """Serialise moto's PutObject and DeleteObject handlers.
+    """Serialise moto's PutObject, DeleteObject and GetObject handlers.
 
     moto 5.2.5 checks If-Match / If-None-Match and then writes without a
     lock, so two threads of its server can both pass the check; S3 itself
-    evaluates the condition atomically. A lock around the two handlers gives
-    the test server S3's semantics (the client code under test is unchanged).
+    evaluates the condition atomically. Its GetObject can also read the
+    buffer of an object being replaced and fail with a 500 ("I/O operation
+    on closed file"). A lock around the three handlers gives the test server
+    S3's semantics (the client code under test is unchanged).
     """
     from moto.s3.responses import S3Response
 
@@ -176,6 +178,7 @@ def _make_moto_conditionals_atomic() -> None:
 
     S3Response.put_object = serialised(S3Response.put_object)  # type: ignore[method-assign]
     S3Response.delete_object = serialised(S3Response.delete_object)  # type: ignore[method-assign]
+    S3Response.get_object = serialised(S3Response.get_object)  # type: ignore[method-assign]
     S3Response._persidict_atomic = True  # type: ignore[attr-defined]
 
 
