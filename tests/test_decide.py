@@ -137,7 +137,9 @@ def test_setdefault_if(
         assert v == d.Decision(True, None, d.Outcome.CURRENT)
 
 
-@pytest.mark.parametrize(("condition", "expected", "actual"), itertools.product(CONDITIONS, ETAGS, ETAGS))
+@pytest.mark.parametrize(
+    ("condition", "expected", "actual"), list(itertools.product(CONDITIONS, ETAGS, ETAGS))
+)
 def test_discard_if(condition: ETagConditionFlag, expected: ETagIfExists, actual: ETagIfExists) -> None:
     v = d.decide_discard_if(DiscardIf(TARGET, expected, condition), actual)
     if not holds(condition, expected, actual):
@@ -214,7 +216,7 @@ def test_decisions_do_not_depend_on_the_retrieve_mode(
 
 
 @pytest.mark.parametrize(
-    ("condition", "expected", "retrieve"), itertools.product(CONDITIONS, ETAGS, RETRIEVES)
+    ("condition", "expected", "retrieve"), list(itertools.product(CONDITIONS, ETAGS, RETRIEVES))
 )
 def test_what_to_observe(
     condition: ETagConditionFlag, expected: ETagIfExists, retrieve: RetrieveValueFlag
