@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import itertools
 import struct
 import threading
 import weakref
@@ -562,7 +563,38 @@ class LmdbBackend:
 
     def list(self, prefix: Location) -> Iterator[Location]:
         """Locations under ``prefix``, relative to it, streamed in batches."""
-        for loc, _ in self._scan(prefix, False):
+        if self._ttl is not None:
+            for loc, _ in self._scan(prefix, False):
+                yield loc
+            return
+        # Keys only: no record is touched.
+        p = ("/".join(prefix) + "/").encode() if prefix else b""
+        cut = len(p)
+        h = self._h
+        start = p or b"$"  # hashed keys ("#...") sort first; they are scanned below
+        done = False
+
+        def batch(txn: lmdb.Transaction[Any]) -> list[bytes]:
+            nonlocal start, done
+            cur = txn.cursor(db=h.vdb)
+            if not cur.set_range(start):
+                done = True
+                return []
+            # (bytes() copies only in a batch, whose transaction hands out memoryviews)
+            keys = list(map(bytes, itertools.islice(cur.iternext(values=False), _LIST_BATCH)))
+            if len(keys) < _LIST_BATCH:
+                done = True
+            if p and keys and not keys[-1].startswith(p):
+                done = True
+                keys = [k for k in keys if k.startswith(p)]
+            if keys:
+                start = keys[-1] + b"\x00"
+            return keys
+
+        while not done:
+            for k in self._read(batch):
+                yield tuple(k[cut:].decode().split("/"))
+        for loc, _ in self._scan_hashed(p, len(prefix), False):
             yield loc
 
     def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
