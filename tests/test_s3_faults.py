@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from persidict import ETAG_IS_THE_SAME, BackendError
+from persidict import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, BackendError
 from persidict.backends.s3 import forget_clients
 from persidict.s3_dict import BasicS3Dict, S3Dict
 
@@ -197,3 +197,19 @@ def test_unreachable_endpoint_is_a_backend_error(bucket: str) -> None:
     # Nothing listens on the port now: connections are refused, retried, then reported.
     with pytest.raises(BackendError, match="HeadBucket"):
         BasicS3Dict(bucket_name=bucket, endpoint_url=f"http://127.0.0.1:{port}")
+
+
+def _conflict() -> Any:
+    return error_response(409, "ConditionalRequestConflict")
+
+
+def test_conditional_request_conflicts_are_retried(d: BasicS3Dict[Any]) -> None:
+    client = client_of(d)
+    put = FaultInjector("PutObject", _conflict, times=2).install(client)
+    r = d.setdefault_if("new", 1, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
+    assert r.value_was_mutated and d["new"] == 1 and put.attempts == 3
+    put.remove(client)
+    # On an If-Match PUT a 409 means "look again": the operation re-observes and succeeds.
+    put = FaultInjector("PutObject", _conflict, times=1).install(client)
+    r = d.set_item_if("k", "cas", d.etag("k"), ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and r.value_was_mutated and d["k"] == "cas" and put.attempts == 2

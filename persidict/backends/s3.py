@@ -47,6 +47,9 @@ ChecksumMode = Literal["when_supported", "when_required"]
 DELETE_BATCH = 1000
 """The most keys one DeleteObjects call accepts."""
 
+CONFLICT_ATTEMPTS = 3
+"""Sends of a create-only PUT that keeps meeting 409 ConditionalRequestConflict."""
+
 _DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
 _DEFAULT_CONFIG = Config(retries=_DEFAULT_RETRIES)
 
@@ -301,21 +304,30 @@ class S3Backend:
         return data, Stat(etag=r["ETag"], mtime=r["LastModified"].timestamp(), size=len(data))
 
     def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
-        """One PutObject, conditional when a precondition is given."""
+        """One PutObject, conditional when a precondition is given.
+
+        A create-only PUT that meets a concurrent conditional upload of the
+        same key (409 ConditionalRequestConflict) is sent again, as S3
+        advises, so that it ends in success or a plain 412.
+        """
         key = self.prefix + "/".join(loc)
-        try:
-            if precondition is None:
-                r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
-            elif isinstance(precondition, IfAbsent):
-                r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
-            else:
-                r = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfMatch=precondition.etag)
-        except ClientError as e:
-            if precondition is not None and (_is_conflict(e) or _code(e) == "NoSuchKey"):
-                raise PreconditionFailed(loc, precondition) from None
-            self._fail(e, "PutObject", key)
-        except BotoCoreError as e:
-            self._fail(e, "PutObject", key)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data}
+        if isinstance(precondition, IfAbsent):
+            kwargs["IfNoneMatch"] = "*"
+        elif isinstance(precondition, IfMatch):
+            kwargs["IfMatch"] = precondition.etag
+        attempts = CONFLICT_ATTEMPTS if isinstance(precondition, IfAbsent) else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                r = self.client.put_object(**kwargs)
+                break
+            except ClientError as e:
+                if precondition is None or not (_is_conflict(e) or _code(e) == "NoSuchKey"):
+                    self._fail(e, "PutObject", key)
+                if _status(e) != 409 or attempt == attempts:
+                    raise PreconditionFailed(loc, precondition) from None
+            except BotoCoreError as e:
+                self._fail(e, "PutObject", key)
         headers = r.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         mtime = _header_time(headers, "last-modified" if "last-modified" in headers else "date")
         return Stat(etag=r["ETag"], mtime=mtime, size=len(data))
