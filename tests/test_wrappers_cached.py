@@ -304,7 +304,7 @@ def test_mutable_cache_params_equality_repr_subdicts() -> None:
     c.main_dict["x", "z"] = 2
     sub = c.get_subdict("x")
     assert isinstance(sub, MutableDictCached)
-    assert sub["y"] == 1 and sub["z"] == 2 and sorted(sub) == [("y",), ("z",)]
+    assert sub["y"] == 1 and sub["z"] == 2 and sorted(sub.keys()) == [("y",), ("z",)]
     c.main_dict["x", "y"] = 5
     assert sub["y"] == 5
     assert list(c.subdicts()) == ["x"] and isinstance(c.subdicts()["x"], MutableDictCached)
