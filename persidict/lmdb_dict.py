@@ -23,14 +23,13 @@ from .codecs import Codec
 from .flags import Joker, ValueType
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
 from .ops.decide import refuse_overwrite
-from .persi_dict import PersiDict
 from .store_dict import StoreDict
 
 if TYPE_CHECKING:
     from .backends.lmdb import LmdbBackend, LmdbMetadata
 
 _PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, set, frozenset, type(None)})
-"""Value types that are surely neither a Joker nor a PersiDict (skips two isinstance checks)."""
+"""Builtin value types that are surely no joker, flag or PersiDict: they skip ``_check_value``."""
 
 _LKEY_CACHE_LIMIT = 100_000
 
@@ -261,10 +260,10 @@ class LmdbDict(StoreDict[ValueType]):
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
-        if type(value) not in _PLAIN_TYPES and isinstance(value, Joker | PersiDict):
-            super().__setitem__(key, value)  # jokers, and the error for a PersiDict value
-            return
-        self._set(to_key(key), value)
+        if type(value) in _PLAIN_TYPES:  # no joker, flag or PersiDict: _set checks the base class
+            self._set(to_key(key), value)
+        else:
+            super().__setitem__(key, value)
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         base = self._coder.base_class_for_values
@@ -312,10 +311,11 @@ class LmdbDict(StoreDict[ValueType]):
         base = self._coder.base_class_for_values
         for key, value in pairs:
             k = to_key(key)
-            if type(value) not in _PLAIN_TYPES and isinstance(value, Joker | PersiDict):
-                special: Any = value
-                super().__setitem__(k, special)  # a joker (or the error for a PersiDict value)
-                continue
+            if type(value) not in _PLAIN_TYPES:
+                if isinstance(value, Joker):
+                    super().__setitem__(k, value)
+                    continue
+                self._check_value(k, value)  # the rules for PersiDicts, flags, base classes
             try:
                 if base is not None and not isinstance(value, base):
                     raise TypeError

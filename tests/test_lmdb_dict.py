@@ -294,6 +294,18 @@ def test_map_full_inside_a_transaction_rolls_back_then_grows(tmp_path: Path) -> 
     assert attempt > 0 and len(d) == 100
 
 
+def test_map_full_swallowed_inside_a_transaction_still_fails_at_exit(tmp_path: Path) -> None:
+    d = LmdbDict[bytes](base_dir=tmp_path, durable=False, map_size=256 * 1024)
+    with pytest.raises(BackendError, match="nothing was committed"), d.transaction():
+        d["small"] = b"1"
+        try:
+            for i in range(100):
+                d[str(i)] = os.urandom(10_000)
+        except BackendError:
+            pass  # the block goes on and exits normally
+    assert len(d) == 0
+
+
 def test_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
     d = LmdbDict[bytes](base_dir=tmp_path, durable=False, map_size=256 * 1024)
     d["first"] = b"1"

@@ -290,29 +290,25 @@ class EnvHandle:
         self.batch = None
         self.batch_owner = None
         size = self._map_size
+        full = batch.map_full
         try:
-            if batch.map_full:
-                batch.txn.abort()
-                self.leave()
-                self.grow(size)
-                return
-            if commit:
+            if commit and not full:
                 batch.txn.commit()
             else:
                 batch.txn.abort()
         except lmdb.MapFullError:
             batch.txn.abort()
+            full = True
+        finally:
             self.leave()
+        if full:
             self.grow(size)
-            raise BackendError(
-                f"The LMDB map filled up during a transaction; it has grown to {self._map_size} "
-                "bytes and nothing was committed: run the transaction again",
-                backend=self.describe(), operation="transaction",
-            ) from None
-        except BaseException:
-            self.leave()
-            raise
-        self.leave()
+            if commit:  # (also when the error was swallowed inside the block: it did not commit)
+                raise BackendError(
+                    f"The LMDB map filled up during a transaction; it has grown to {self._map_size} "
+                    "bytes and nothing was committed: run the transaction again",
+                    backend=self.describe(), operation="transaction",
+                )
 
     def _make_room(self) -> None:
         """Before a batch, grow the map if it is more than half used (a batch cannot grow it)."""
@@ -345,7 +341,10 @@ class EnvHandle:
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
-        self.env.close()
+        try:
+            self.env.close()
+        except Exception:  # pragma: no cover - keep the fork hooks balanced whatever happens
+            return
         self.env = None
         self._fork_closed = True
 
@@ -407,22 +406,28 @@ def open_env(
         return h
 
 
+_FORKING: list[EnvHandle] = []  # the handles locked by _before_fork, in order
+
+
 def _before_fork() -> None:
     _REGISTRY_LOCK.acquire()
-    for h in list(_ALL):
+    _FORKING[:] = list(_ALL)
+    for h in _FORKING:
         h._before_fork()
 
 
 def _after_fork_parent() -> None:
-    for h in list(_ALL):
+    for h in _FORKING:
         h._after_fork_parent()
+    _FORKING.clear()
     _REGISTRY_LOCK.release()
 
 
 def _after_fork_child() -> None:
     global _REGISTRY_LOCK
-    for h in list(_ALL):
+    for h in _FORKING:
         h._after_fork_child()
+    _FORKING.clear()
     _REGISTRY_LOCK = threading.Lock()
 
 
