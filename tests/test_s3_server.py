@@ -91,27 +91,32 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     forget_clients()
 
 
-def _contend(store: BasicS3Dict[Any], processes: int, per_process: int) -> None:
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Any]:
+    """Four worker processes (spawned: each opens its own boto3 client)."""
+    with multiprocessing.get_context("spawn").Pool(4) as workers:
+        yield workers
+
+
+def _contend(pool: Any, store: BasicS3Dict[Any], tasks: int, per_task: int) -> None:
     key = "counter"
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes) as pool:
-        done = pool.starmap(increment_worker, [(store, key, per_process)] * processes)
-    assert done == [per_process] * processes
-    assert store[key] == processes * per_process
+    done = pool.starmap(increment_worker, [(store, key, per_task)] * tasks)
+    assert done == [per_task] * tasks
+    assert store[key] == tasks * per_task
 
 
-def test_contention_basic(endpoint: str) -> None:
-    _contend(BasicS3Dict(**_server_params()), 4, 50)
+def test_contention_basic(endpoint: str, pool: Any) -> None:
+    _contend(pool, BasicS3Dict(**_server_params()), 4, 50)
 
 
-def test_contention_cached_sharing_one_cache_folder(endpoint: str, tmp_path: Path) -> None:
-    _contend(S3Dict(**_server_params(), base_dir=str(tmp_path)), 4, 50)
+def test_contention_cached_sharing_one_cache_folder(endpoint: str, pool: Any, tmp_path: Path) -> None:
+    _contend(pool, S3Dict(**_server_params(), base_dir=str(tmp_path)), 4, 25)
 
 
 @pytest.mark.slow
-def test_contention_stress(endpoint: str, tmp_path: Path) -> None:
-    per_process = 25 if os.environ.get("PERSIDICT_STRESS_SCALE") == "small" else 250
-    _contend(S3Dict(**_server_params(), base_dir=str(tmp_path)), 8, per_process)
+def test_contention_stress(endpoint: str, pool: Any, tmp_path: Path) -> None:
+    per_task = 25 if os.environ.get("PERSIDICT_STRESS_SCALE") == "small" else 250
+    _contend(pool, S3Dict(**_server_params(), base_dir=str(tmp_path)), 8, per_task)
 
 
 def test_endpoint_from_the_environment(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
