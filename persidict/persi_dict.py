@@ -44,6 +44,7 @@ from .flags import (
     Joker,
     RetrieveValueFlag,
     TransformingFunction,
+    ValueNotRetrievedFlag,
     ValueType,
 )
 from .keys import (
@@ -57,6 +58,7 @@ from .keys import (
 from .results import ConditionalOperationResult, OperationResult
 
 _T = TypeVar("_T")
+_SENTINELS = (ItemNotAvailableFlag, ValueNotRetrievedFlag, ETagConditionFlag, RetrieveValueFlag)
 _MISSING: Any = object()
 
 
@@ -241,6 +243,9 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
             raise TypeError(f"Cannot store a PersiDict as the value of key {key!r}")
         if isinstance(value, Joker):
             return
+        if isinstance(value, _SENTINELS):
+            # A stored ITEM_NOT_AVAILABLE would make results lie about the key.
+            raise TypeError(f"Cannot store the flag {value!r} as the value of key {key!r}")
         base = self.base_class_for_values
         if base is not None and not isinstance(value, base):
             raise TypeError(

@@ -968,7 +968,7 @@ class PersiDictMachine(RuleBasedStateMachine):
 
     @rule(
         bad=st.sampled_from(
-            ["key", "condition", "expected", "retrieve", "persidict", "joker_default", "type"]
+            ["key", "condition", "expected", "retrieve", "persidict", "flag", "joker_default", "type"]
         ),
         bix=st.integers(0, len(_BAD_KEYS) - 1), kp=_keys, form=_forms, ix=_values,
     )
@@ -1000,6 +1000,9 @@ class PersiDictMachine(RuleBasedStateMachine):
                 "retrieve_value=True")
         elif bad == "persidict":
             self.expect_error(TypeError, lambda: d.__setitem__(k, d), "storing a PersiDict")
+        elif bad == "flag":
+            flag = (ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ANY_ETAG, ALWAYS_RETRIEVE)[ix % 4]
+            self.expect_error(TypeError, lambda: d.__setitem__(k, flag), f"storing the flag {flag!r}")
         elif bad == "joker_default":
             joker = KEEP_CURRENT if ix % 2 else DELETE_CURRENT
             self.expect_error(TypeError, lambda: d.setdefault(k, joker), "setdefault(k, joker)")

@@ -591,6 +591,26 @@ def test_storing_a_persidict_is_a_type_error() -> None:
     assert len(d) == 0
 
 
+@pytest.mark.parametrize(
+    "flag", [ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ANY_ETAG, ETAG_IS_THE_SAME, ALWAYS_RETRIEVE]
+)
+def test_flags_other_than_jokers_cannot_be_stored(flag: Any) -> None:
+    # A stored ITEM_NOT_AVAILABLE would make every result about the key ambiguous.
+    d: LocalDict[Any] = LocalDict()
+    d["k"] = 1
+    writes: list[Callable[[], object]] = [
+        lambda: d.__setitem__("k", flag),
+        lambda: d.set_item_if("k", flag, NA, ANY_ETAG),
+        lambda: d.setdefault("n", flag),
+        lambda: d.setdefault_if("n", flag, NA, ANY_ETAG),
+        lambda: d.transform_item("k", lambda v: flag),
+    ]
+    for write in writes:
+        with pytest.raises(TypeError, match=repr(flag)):
+            write()
+    assert dict(d.items()) == {("k",): 1}
+
+
 def test_unpicklable_value_is_a_clear_error() -> None:
     d: LocalDict[Any] = LocalDict()
     with pytest.raises((TypeError, ValueError)) as e:
@@ -619,7 +639,7 @@ def test_unpicklable_value_is_a_clear_error() -> None:
          ["always_retrieve_value"]),
         (lambda d: d.discard_if("k", NA, KEEP_CURRENT), TypeError, ["condition", "KEEP_CURRENT"]),
         (lambda d: d.__setitem__("k", "str"), TypeError, ["'k'", "int", "str"]),
-        (lambda d: d.__setitem__("k", ITEM_NOT_AVAILABLE), TypeError, ["'k'", "int"]),
+        (lambda d: d.__setitem__("k", ITEM_NOT_AVAILABLE), TypeError, ["'k'", "ITEM_NOT_AVAILABLE"]),
     ],
 )
 def test_bad_arguments_raise_clearly_and_change_nothing(
