@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .base import (
     Capabilities,
@@ -41,6 +42,17 @@ class MemoryBackend:
         self._items: dict[Location, tuple[bytes, Stat]] = {}
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
+
+    def __getstate__(self) -> dict[str, object]:
+        # Memory cannot be shared between processes: a pickled (or deep-copied)
+        # store is a snapshot with its own lock, continuing the ETag counter.
+        with self._lock:
+            return {"items": dict(self._items), "next_etag": next(self._counter)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._items = dict(state["items"])
+        self._lock = threading.Lock()
+        self._counter = itertools.count(int(state["next_etag"]))
 
     def describe(self) -> str:
         """Identify the store."""
