@@ -21,6 +21,7 @@ from persidict import (
     KEEP_CURRENT,
     ExpiringDict,
     FileDirDict,
+    LmdbDict,
     LocalDict,
     MutableDictCached,
     NonEmptySafeStrTuple,
@@ -121,6 +122,30 @@ def stack(tmp: str) -> None:
     show("live sessions, purged", (len(sessions), sessions.purge()))
 
 
+def lmdb_tour(tmp: str) -> None:
+    """LmdbDict: the single-machine speed store (one LMDB file, many processes)."""
+    print("\n== LmdbDict ==")
+    d: LmdbDict[Any] = LmdbDict(base_dir=f"{tmp}/lmdb", durable=False, track_atime=True, cache_size=100)
+    with d.transaction():  # one LMDB write transaction: all or nothing
+        for i in range(1000):
+            d["runs", str(i)] = {"id": i}
+    show("len(d) after one transaction", len(d))
+    d.update({"a": 1, "b": 2})  # update() is one transaction too
+    counter = d.transform_item("counter", lambda v: 1 if v is ITEM_NOT_AVAILABLE else v + 1)
+    show("transform_item -> new value", counter.new_value)
+    long_key = ("k" * 250, "v" * 250, "w" * 100)  # over LMDB's 511-byte key limit: stored hashed
+    d[long_key] = "still a normal key"
+    round_trip = d[long_key] == "still a normal key" and long_key in set(d)
+    show("a 600-byte key round-trips and is listed", round_trip)
+    _ = d["a"]  # reads are recorded in memory and written in batches
+    meta = d.metadata("a")
+    show("metadata: ctime <= mtime, atime recorded", (meta.ctime <= meta.mtime, meta.atime is not None))
+    d.close()  # flush access times
+    short_lived: LmdbDict[Any] = LmdbDict(**{**d.get_params(), "ttl": 3600.0})
+    show("same database, with a 1-hour ttl", short_lived["a"])
+    short_lived.close()
+
+
 def main() -> None:
     """Run the tour on memory and on a folder, then on composed stacks."""
     walk(LocalDict())
@@ -130,6 +155,7 @@ def main() -> None:
         reopened: FileDirDict[Any] = FileDirDict(base_dir=f"{tmp}/walk")
         show("reopened folder: len", len(reopened))
         stack(tmp)
+        lmdb_tour(tmp)
 
 
 if __name__ == "__main__":
