@@ -146,6 +146,42 @@ def lmdb_tour(tmp: str) -> None:
     short_lived.close()
 
 
+def s3_tour() -> None:
+    """BasicS3Dict and S3Dict against a local moto server (skipped when moto is not installed)."""
+    import logging
+    import os
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        print("\n== S3 (skipped: pip install 'moto[server]' to run it locally) ==")
+        return
+    from persidict import BasicS3Dict, S3Dict
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    aws = {
+        "endpoint_url": f"http://{host}:{port}",  # or AWS_ENDPOINT_URL; omit it for AWS itself
+        "region": "us-east-1",
+        "aws_access_key_id": "testing",  # or the usual AWS_* variables / profile_name=...
+        "aws_secret_access_key": "testing",
+    }
+    try:
+        d: BasicS3Dict[Any] = BasicS3Dict(bucket_name="tour-bucket", root_prefix="runs", **aws)
+        walk(d)  # the same tour: one object per key, under s3://tour-bucket/runs/
+        d["counter"] = 0
+        for _ in range(3):  # 1 GET + 1 PUT with If-Match each: atomic across machines
+            d.transform_item("counter", lambda v: v + 1)
+        show("counter after 3 atomic increments", d["counter"])
+        cache = os.path.join(tempfile.mkdtemp(), "cache")
+        cached: S3Dict[Any] = S3Dict(bucket_name="tour-bucket", root_prefix="runs", base_dir=cache, **aws)
+        show("S3Dict reads it (then 304s)", cached["counter"])
+    finally:
+        server.stop()
+
+
 def main() -> None:
     """Run the tour on memory and on a folder, then on composed stacks."""
     walk(LocalDict())
@@ -156,6 +192,7 @@ def main() -> None:
         show("reopened folder: len", len(reopened))
         stack(tmp)
         lmdb_tour(tmp)
+    s3_tour()
 
 
 if __name__ == "__main__":
