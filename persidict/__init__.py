@@ -8,8 +8,10 @@ lmdb, numpy, pandas) load only when the class that needs them is used.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, TextCodec
 from .empty_dict import EmptyDict
@@ -73,7 +75,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'persidict' has no attribute {name!r}")
@@ -84,9 +86,18 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+if _TYPE_CHECKING:
+    from .file_dir_dict import FileDirDict
+    from .lmdb_dict import LmdbDict
+    from .s3_dict import BasicS3Dict, S3Dict, S3Dict_FileDirCached
+    from .wrappers.cached import AppendOnlyDictCached, MutableDictCached
+    from .wrappers.expiring import ExpiringDict
+    from .wrappers.overlapping import OverlappingMultiDict
+    from .wrappers.write_once import WriteOnceDict
+
 try:
-    __version__ = version("persidict")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _version("persidict")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
@@ -104,7 +115,9 @@ __all__ = [
     "VALUE_NOT_RETRIEVED",
     "AlwaysRetrieveFlag",
     "AnyETagFlag",
+    "AppendOnlyDictCached",
     "BackendError",
+    "BasicS3Dict",
     "Codec",
     "ConcurrencyConflictError",
     "ConditionalOperationResult",
@@ -116,27 +129,35 @@ __all__ = [
     "ETagIsTheSameFlag",
     "ETagValue",
     "EmptyDict",
+    "ExpiringDict",
+    "FileDirDict",
     "IfETagChangedRetrieveFlag",
     "ItemNotAvailableFlag",
     "JsonCodec",
     "Joker",
     "KeepCurrentFlag",
+    "LmdbDict",
     "LocalDict",
     "Lz4Codec",
+    "MutableDictCached",
     "MutationPolicyError",
     "NeverRetrieveFlag",
     "NonEmptyPersiDictKey",
     "NonEmptySafeStrTuple",
     "OperationResult",
+    "OverlappingMultiDict",
     "PersiDict",
     "PersiDictKey",
     "PickleCodec",
     "RetrieveValueFlag",
+    "S3Dict",
+    "S3Dict_FileDirCached",
     "SafeStrTuple",
     "TextCodec",
     "TransformingFunction",
     "ValueNotRetrievedFlag",
     "ValueType",
+    "WriteOnceDict",
     "__version__",
     "get_safe_chars",
     "replace_unsafe_chars",

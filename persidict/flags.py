@@ -7,7 +7,9 @@ Every flag class has exactly one instance, which survives ``copy`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, NewType, Self, TypeAlias, TypeVar
+from typing import Any, ClassVar, NewType, Self, TypeAlias
+
+from typing_extensions import TypeVar
 
 
 class _Singleton:
@@ -144,8 +146,8 @@ ETagValue = NewType("ETagValue", str)
 ETagIfExists: TypeAlias = ETagValue | ItemNotAvailableFlag
 """An ETag, or ITEM_NOT_AVAILABLE for an absent key."""
 
-ValueType = TypeVar("ValueType")
-"""The type of the values a PersiDict holds."""
+ValueType = TypeVar("ValueType", default=Any)
+"""The type of the values a PersiDict holds (``Any`` when not given: ``FileDirDict(...)``)."""
 
 TransformingFunction: TypeAlias = Callable[[Any], Any]
 """``f(current value or ITEM_NOT_AVAILABLE) -> new value, KEEP_CURRENT or DELETE_CURRENT``."""

@@ -23,13 +23,13 @@ from .codecs import Codec
 from .flags import Joker, ValueType
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
 from .ops.decide import refuse_overwrite
+from .persi_dict import PLAIN_VALUE_TYPES
 from .store_dict import StoreDict
 
 if TYPE_CHECKING:
     from .backends.lmdb import LmdbBackend, LmdbMetadata
 
-_PLAIN_TYPES = frozenset({dict, list, tuple, str, bytes, int, float, bool, set, frozenset, type(None)})
-"""Builtin value types that are surely no joker, flag or PersiDict: they skip ``_check_value``."""
+
 
 _LKEY_CACHE_LIMIT = 100_000
 
@@ -260,7 +260,7 @@ class LmdbDict(StoreDict[ValueType]):
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
-        if type(value) in _PLAIN_TYPES:  # no joker, flag or PersiDict: _set checks the base class
+        if type(value) in PLAIN_VALUE_TYPES:  # no joker, flag or PersiDict: _set checks the base class
             self._set(to_key(key), value)
         else:
             super().__setitem__(key, value)
@@ -311,7 +311,7 @@ class LmdbDict(StoreDict[ValueType]):
         base = self._coder.base_class_for_values
         for key, value in pairs:
             k = to_key(key)
-            if type(value) not in _PLAIN_TYPES:
+            if type(value) not in PLAIN_VALUE_TYPES:
                 if isinstance(value, Joker):
                     super().__setitem__(k, value)
                     continue

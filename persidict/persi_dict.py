@@ -12,6 +12,7 @@ subdicts — is derived here once. Stores override the derived hot paths
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 from abc import ABC, abstractmethod
@@ -59,6 +60,10 @@ from .results import ConditionalOperationResult, OperationResult
 
 _T = TypeVar("_T")
 _SENTINELS = (ItemNotAvailableFlag, ValueNotRetrievedFlag, ETagConditionFlag, RetrieveValueFlag)
+PLAIN_VALUE_TYPES: frozenset[type] = frozenset(
+    {dict, list, tuple, str, bytes, int, float, bool, set, frozenset, type(None)}
+)
+"""Builtin value types that are surely no joker, flag or PersiDict (a fast path on writes)."""
 _MISSING: Any = object()
 
 
@@ -239,13 +244,14 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
 
     def _check_value(self, key: NonEmptySafeStrTuple, value: object) -> None:
         """Reject values no store may hold; jokers pass (they are commands)."""
-        if isinstance(value, PersiDict):
-            raise TypeError(f"Cannot store a PersiDict as the value of key {key!r}")
-        if isinstance(value, Joker):
-            return
-        if isinstance(value, _SENTINELS):
-            # A stored ITEM_NOT_AVAILABLE would make results lie about the key.
-            raise TypeError(f"Cannot store the flag {value!r} as the value of key {key!r}")
+        if type(value) not in PLAIN_VALUE_TYPES:
+            if isinstance(value, PersiDict):
+                raise TypeError(f"Cannot store a PersiDict as the value of key {key!r}")
+            if isinstance(value, Joker):
+                return
+            if isinstance(value, _SENTINELS):
+                # A stored ITEM_NOT_AVAILABLE would make results lie about the key.
+                raise TypeError(f"Cannot store the flag {value!r} as the value of key {key!r}")
         base = self.base_class_for_values
         if base is not None and not isinstance(value, base):
             raise TypeError(
@@ -418,6 +424,15 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         return False
 
     # ------------------------------------------------------------ extras
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes where the store can (LmdbDict: one LMDB transaction).
+
+        On other stores this does nothing: each operation inside stays atomic
+        on its own, but the group is not atomic.
+        """
+        yield
 
     def discard(self, key: NonEmptyPersiDictKey) -> bool:
         """Delete ``key`` if present; return whether it was."""

@@ -777,3 +777,14 @@ def test_every_public_method_is_tested_here() -> None:
     missing = [n for n in sorted(public) if f".{n}(" not in source and f".{n}" not in source]
     missing += [n for n in sorted(dunders) if used[n] not in source]
     assert not missing, f"public PersiDict methods without a LocalDict test: {missing}"
+
+
+def test_transaction_is_a_no_op_grouping_on_local_dict() -> None:
+    d: LocalDict[int] = LocalDict()
+    with d.transaction():
+        d["a"] = 1
+        assert d["a"] == 1  # each write lands at once
+    with pytest.raises(RuntimeError), d.transaction():
+        d["b"] = 2
+        raise RuntimeError("boom")
+    assert d["b"] == 2  # no rollback: the group is not atomic on this store
