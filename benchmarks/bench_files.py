@@ -8,17 +8,19 @@ Floors (written here, as short as correct code can be):
   iterate            a bare recursive os.scandir walk counting files ("cold": the store's
                      first pass, before its decoded-name cache is warm)
   delete             os.unlink (durable: and fsync of the folder)
+"set" inserts new keys into a fresh folder; "overwrite" replaces existing ones.
 Ratios are floor time / store time (1.0: as fast as the floor; higher is faster).
+Every operation runs in rounds that alternate floor and stores, and keeps each
+one's best round: this machine's filesystem timings are noisy.
 diskcache and sqlitedict are printed beside them as peers.
 
-Usage: python benchmarks/bench_files.py [--n 5000] [--big 20] [--repeat 3] [--out PATH]
+Usage: python benchmarks/bench_files.py [--n 5000] [--big 20] [--repeat 5] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import pickle
 import shutil
@@ -32,20 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from persidict.file_dir_dict import FileDirDict
 
-Timing = dict[str, float]
-
-
-def best(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
-    """The best wall time of ``repeat`` runs of ``fn`` (``setup`` before each, untimed)."""
-    times = []
-    for _ in range(repeat):
-        if setup is not None:
-            setup()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
+OPS = ("set", "overwrite", "get", "contains", "iterate", "iterate cold", "delete")
 
 # ---------------------------------------------------------------- floors
 
@@ -73,6 +62,15 @@ def floor_get(folder: str, names: Iterable[str]) -> None:
     for name in names:
         with open(os.path.join(folder, name), "rb") as f:
             pickle.loads(f.read())
+
+
+def floor_get_raw(folder: str, names: Iterable[str]) -> None:
+    """Reads with os.open / os.read, below Python's io stack."""
+    for name in names:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+        data = os.read(fd, os.fstat(fd).st_size)
+        os.close(fd)
+        pickle.loads(data)
 
 
 def floor_contains(folder: str, names: Iterable[str]) -> None:
@@ -106,172 +104,230 @@ def floor_delete(folder: str, names: Iterable[str], durable: bool) -> None:
             os.close(dfd)
 
 
-def floor_get_raw(folder: str, names: Iterable[str]) -> None:
-    """Reads with os.open/os.read, below Python's io stack."""
-    for name in names:
-        fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-        data = os.read(fd, 1 << 16)
-        os.close(fd)
-        pickle.loads(data)
+# ---------------------------------------------------------------- contestants
 
 
-# ---------------------------------------------------------------- stores
+class Contestant:
+    """Something that can run every operation on ``keys``; ``fresh`` empties it."""
+
+    name = ""
+
+    def __init__(self, folder: str, keys: list[str], values: list[Any]) -> None:
+        self.folder = folder
+        self.keys = keys
+        self.pairs = list(zip(keys, values, strict=True))
+
+    def fresh(self) -> None:
+        """Start over in an empty, new folder."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.makedirs(self.folder)
+
+    def close(self) -> None:
+        """Release resources."""
+
+    def setup(self, op: str) -> None:
+        """Bring the contestant into the state ``op`` starts from (untimed)."""
+        if op == "set":
+            self.fresh()
+        elif op == "delete":
+            self.run("overwrite")
+
+    def run(self, op: str) -> None:
+        """Run ``op`` over every key."""
+        raise NotImplementedError
 
 
-def run_store(make: Callable[[], Any], keys: list[str], values: list[Any], repeat: int) -> Timing:
-    """Time one dict-like store on every operation."""
-    out: Timing = {}
-    store = make()
-    pairs = list(zip(keys, values, strict=True))
+class Floor(Contestant):
+    """The hand-written floor."""
 
-    def clear() -> None:
-        for k in list(iter(store)):
-            del store[k]
+    def __init__(self, folder: str, keys: list[str], values: list[Any], durable: bool) -> None:
+        super().__init__(folder, keys, values)
+        self.name = "floor"
+        self.durable = durable
+        self.names = [k + ".pkl" for k in keys]
+        self.named = list(zip(self.names, values, strict=True))
 
-    def set_all() -> None:
-        for k, v in pairs:
-            store[k] = v
-
-    out["set"] = best(set_all, repeat, clear)
-    out["overwrite"] = best(set_all, repeat)
-
-    def get_all() -> None:
-        for k in keys:
-            store[k]
-
-    out["get"] = best(get_all, repeat)
-
-    def contains_all() -> None:
-        for k in keys:
-            _ = k in store
-
-    out["contains"] = best(contains_all, repeat)
-
-    def iterate() -> None:
-        n = sum(1 for _ in iter(store))
-        assert n == len(keys), n
-
-    cold = make()  # a fresh dict object: no decoded names cached yet
-    out["iterate cold"] = best(lambda: sum(1 for _ in iter(cold)), 1)
-    out["iterate"] = best(iterate, repeat)
-
-    def delete_all() -> None:
-        for k in keys:
-            del store[k]
-
-    out["delete"] = best(delete_all, repeat, set_all)
-    close = getattr(store, "close", None)
-    if close is not None:
-        close()
-    return out
+    def run(self, op: str) -> None:
+        """Run ``op`` by hand."""
+        if op in ("set", "overwrite"):
+            floor_set(self.folder, self.named, self.durable)
+        elif op == "get":
+            floor_get(self.folder, self.names)
+        elif op == "get raw":
+            floor_get_raw(self.folder, self.names)
+        elif op == "contains":
+            floor_contains(self.folder, self.names)
+        elif op in ("iterate", "iterate cold"):
+            assert floor_walk(self.folder) == len(self.names)
+        elif op == "delete":
+            floor_delete(self.folder, self.names, self.durable)
 
 
-def run_floor(folder: str, keys: list[str], values: list[Any], repeat: int, durable: bool) -> Timing:
-    """Time the floors on files named like FileDirDict's."""
-    names = [k + ".pkl" for k in keys]
-    pairs = list(zip(names, values, strict=True))
-    out: Timing = {}
+class Store(Contestant):
+    """A dict-like store, made by ``make(folder)``."""
 
-    def clear() -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
+    def __init__(
+        self, name: str, make: Callable[[str], Any], folder: str, keys: list[str], values: list[Any]
+    ) -> None:
+        super().__init__(folder, keys, values)
+        self.name = name
+        self.make = make
+        self.store: Any = None
+        self.fresh()
 
-    def set_all() -> None:
-        floor_set(folder, pairs, durable)
+    def fresh(self) -> None:
+        """A new store in a new folder."""
+        self.close()
+        super().fresh()
+        self.store = self.make(self.folder)
 
-    out["set"] = best(set_all, repeat, clear)
-    out["overwrite"] = best(set_all, repeat)
-    out["get"] = best(lambda: floor_get(folder, names), repeat)
-    out["contains"] = best(lambda: floor_contains(folder, names), repeat)
-    out["iterate"] = best(lambda: floor_walk(folder), repeat)
-    out["iterate cold"] = out["iterate"]
-    out["get raw"] = best(lambda: floor_get_raw(folder, names), repeat)
-    out["delete"] = best(lambda: floor_delete(folder, names, durable), repeat, set_all)
-    return out
+    def close(self) -> None:
+        """Close the store if it has ``close``."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    def run(self, op: str) -> None:
+        """Run ``op`` through the store's dict API."""
+        store = self.store
+        if op in ("set", "overwrite"):
+            for k, v in self.pairs:
+                store[k] = v
+        elif op == "get":
+            for k in self.keys:
+                store[k]
+        elif op == "contains":
+            for k in self.keys:
+                _ = k in store
+        elif op == "iterate":
+            assert sum(1 for _ in iter(store)) == len(self.keys)
+        elif op == "iterate cold":
+            again = self.make(self.folder)  # a new object: nothing decoded yet
+            assert sum(1 for _ in iter(again)) == len(self.keys)
+            close = getattr(again, "close", None)
+            if close is not None:
+                close()
+        elif op == "delete":
+            for k in self.keys:
+                del store[k]
 
 
-def peers(root: str) -> dict[str, Callable[[], Any]]:
+def race(contestants: list[Contestant], ops: Iterable[str], repeat: int) -> dict[str, dict[str, float]]:
+    """Per contestant and op, the best of ``repeat`` alternating rounds (seconds)."""
+    best: dict[str, dict[str, float]] = {c.name: {} for c in contestants}
+    for op in ops:
+        for _ in range(repeat):
+            for c in contestants:
+                c.setup(op)
+                t = time.perf_counter()
+                c.run(op)
+                elapsed = time.perf_counter() - t
+                best[c.name][op] = min(best[c.name].get(op, elapsed), elapsed)
+    return best
+
+
+def peers() -> dict[str, Callable[[str], Any]]:
     """diskcache and sqlitedict, when installed."""
-    out: dict[str, Callable[[], Any]] = {}
+    out: dict[str, Callable[[str], Any]] = {}
     try:
         import diskcache  # type: ignore[import-untyped,unused-ignore]
 
-        out["diskcache"] = lambda: diskcache.Cache(os.path.join(root, "diskcache"))
+        out["diskcache"] = lambda folder: diskcache.Cache(folder)
     except ImportError:
         pass
     try:
         import sqlitedict  # type: ignore[import-untyped,unused-ignore]
 
-        out["sqlitedict"] = lambda: sqlitedict.SqliteDict(
-            os.path.join(root, "sqlitedict.db"), autocommit=True
+        out["sqlitedict"] = lambda folder: sqlitedict.SqliteDict(
+            os.path.join(folder, "db.sqlite"), autocommit=True
         )
     except ImportError:
         pass
     return out
 
 
-OPS = ("set", "overwrite", "get", "contains", "iterate", "iterate cold", "delete")
+def table(n: int, results: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown table: µs per op and the ratio to the floor."""
+    floor = results["floor"]
+    lines = ["| store | " + " | ".join(OPS) + " |", "|---|" + "---|" * len(OPS)]
+    for name, t in results.items():
+        cells = []
+        for op in OPS:
+            us = t[op] / n * 1e6
+            cells.append(f"{us:.1f} µs" if name == "floor" else f"{us:.1f} µs ({floor[op] / t[op]:.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
-def table(title: str, n: int, floor: Timing, rows: dict[str, Timing], note: str) -> str:
-    """A markdown table: µs per op and ratio to the floor."""
-    lines = [f"### {title}", "", note, ""]
-    lines.append("| store | " + " | ".join(OPS) + " |")
-    lines.append("|---|" + "---|" * len(OPS))
+def small_values(root: str, n: int, durable: bool, repeat: int) -> list[str]:
+    """The 100-byte table for one durability setting."""
+    keys = [f"key{i:06d}" for i in range(n)]
+    values = [("v" * 70, i, float(i)) for i in range(n)]
+    floor = Floor(os.path.join(root, f"floor_{durable}"), keys, values, durable)
+    contestants: list[Contestant] = [floor]
+    for locks in (True, False):
 
-    def cell(t: float, f: float | None) -> str:
-        us = t / n * 1e6
-        return f"{us:.1f} µs" if f is None else f"{us:.1f} µs ({f / t:.2f})"
+        def make(folder: str, locks: bool = locks) -> Any:
+            return FileDirDict(base_dir=folder, durable=durable, use_locks=locks)
 
-    lines.append("| floor | " + " | ".join(cell(floor[o], None) for o in OPS) + " |")
-    for name, t in rows.items():
-        lines.append(f"| {name} | " + " | ".join(cell(t[o], floor[o]) for o in OPS) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def big_row(root: str, keys: list[str], value: bytes, durable: bool, repeat: int) -> str:
-    """One row of the big-value table."""
-    floor_dir = os.path.join(root, f"bigfloor{durable}")
-    os.makedirs(floor_dir)
-    names = [k + ".pkl" for k in keys]
-    f_set = best(lambda: floor_set(floor_dir, [(n, value) for n in names], durable), repeat)
-    f_get = best(lambda: floor_get(floor_dir, names), repeat)
-    d: FileDirDict[bytes] = FileDirDict(base_dir=os.path.join(root, f"big{durable}"), durable=durable)
-
-    def set_all() -> None:
-        for k in keys:
-            d[k] = value
-
-    def get_all() -> None:
-        for k in keys:
-            d[k]
-
-    s_set = best(set_all, repeat)
-    s_get = best(get_all, repeat)
-    ms = 1e3 / len(keys)
-    return (
-        f"| durable={durable} | {f_set * ms:.2f} ms | {s_set * ms:.2f} ms ({f_set / s_set:.2f}) "
-        f"| {f_get * ms:.2f} ms | {s_get * ms:.2f} ms ({f_get / s_get:.2f}) |"
+        name = f"FileDirDict(durable={durable}, use_locks={locks})"
+        contestants.append(Store(name, make, os.path.join(root, f"fdd_{durable}_{locks}"), keys, values))
+    if not durable:
+        for name, make_peer in peers().items():
+            contestants.append(Store(name, make_peer, os.path.join(root, name), keys, values))
+    floor.fresh()
+    results = race(contestants, OPS, repeat)
+    floor.run("overwrite")
+    raw = race([floor], ["get raw"], repeat)["floor"]["get raw"]
+    ours = results[f"FileDirDict(durable={durable}, use_locks=True)"]["get"]
+    for c in contestants:
+        c.close()
+    what = "floors fsync file and folder" if durable else "no fsync"
+    lines = [f"### durable={durable} ({what})", ""]
+    note = (
+        f"Get against a stricter floor (os.open + fstat + os.read + pickle.loads, "
+        f"{raw / n * 1e6:.1f} µs): {raw / ours:.2f}."
     )
+    if not durable:
+        note += " Peers, not durable: diskcache.Cache, sqlitedict.SqliteDict(autocommit=True)."
+    lines.append(note)
+    lines.append("")
+    return [*lines, *table(n, results), ""]
 
 
-def big_values(root: str, n_big: int, repeat: int) -> str:
+def big_values(root: str, n_big: int, repeat: int) -> list[str]:
     """Set and get of 1 MiB values."""
-    value = os.urandom(1 << 20)
     keys = [f"big{i}" for i in range(n_big)]
-    head = [
-        f"### {n_big} values of 1 MiB (time per value; ratio to the floor)",
+    values: list[Any] = [os.urandom(1 << 20) for _ in range(n_big)]
+    lines = [
+        f"### {n_big} values of 1 MiB (ms per value; ratio to the floor)",
         "",
-        "| | set floor | FileDirDict set | get floor | FileDirDict get |",
+        "| durable | set floor | FileDirDict set | get floor | FileDirDict get |",
         "|---|---|---|---|---|",
     ]
-    rows = [big_row(root, keys, value, durable, repeat) for durable in (True, False)]
-    return "\n".join(head + rows) + "\n"
+    for durable in (True, False):
+        floor = Floor(os.path.join(root, f"bigfloor_{durable}"), keys, values, durable)
+        floor.fresh()
+
+        def make(folder: str, durable: bool = durable) -> Any:
+            return FileDirDict(base_dir=folder, durable=durable)
+
+        store = Store("FileDirDict", make, os.path.join(root, f"big_{durable}"), keys, values)
+        r = race([floor, store], ["overwrite", "get"], repeat)
+        f, s = r["floor"], r["FileDirDict"]
+        ms = 1e3 / n_big
+        lines.append(
+            f"| {durable} | {f['overwrite'] * ms:.2f} | {s['overwrite'] * ms:.2f} "
+            f"({f['overwrite'] / s['overwrite']:.2f}) | {f['get'] * ms:.2f} | {s['get'] * ms:.2f} "
+            f"({f['get'] / s['get']:.2f}) |"
+        )
+        store.close()
+    return [*lines, ""]
 
 
 def main() -> None:
     """Run everything and print (and optionally save) markdown."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--big", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=5)
@@ -279,44 +335,20 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="where to put the test folders (default: a temp dir)")
     args = ap.parse_args()
     n: int = args.n
-    keys = [f"key{i:06d}" for i in range(n)]
-    values = [("v" * 70, i, float(i)) for i in range(n)]
-    size = len(pickle.dumps(values[0], protocol=pickle.HIGHEST_PROTOCOL))
+    size = len(pickle.dumps(("v" * 70, 0, 0.0), protocol=pickle.HIGHEST_PROTOCOL))
     root = tempfile.mkdtemp(prefix="bench_files_", dir=args.dir)
     parts = [
         "## FileDirDict benchmark",
         "",
-        f"{n} keys, values of {size} bytes pickled, best of {args.repeat}; "
-        f"Python {sys.version.split()[0]}, {sys.platform}, folder {root}.",
+        f"{n} keys, values of {size} bytes pickled, best of {args.repeat} alternating rounds; "
+        f"Python {sys.version.split()[0]}, {sys.platform}, {os.cpu_count()} CPUs, folder {root}.",
         "Cells: µs per operation (ratio = floor time / store time; higher is faster, 1.0 = the floor).",
         "",
     ]
     try:
         for durable in (True, False):
-            floor = run_floor(os.path.join(root, f"floor{durable}"), keys, values, args.repeat, durable)
-            rows = {}
-            for locks in (True, False):
-                folder = os.path.join(root, f"fdd_{durable}_{locks}")
-                make_fdd = functools.partial(FileDirDict, base_dir=folder, durable=durable, use_locks=locks)
-                rows[f"FileDirDict(durable={durable}, use_locks={locks})"] = run_store(
-                    make_fdd, keys, values, args.repeat
-                )
-            if not durable:
-                for name, make in peers(root).items():
-                    rows[name] = run_store(make, keys, values, args.repeat)
-            what = "floors fsync file and folder" if durable else "no fsync"
-            ours = rows[f"FileDirDict(durable={durable}, use_locks=True)"]
-            note = (
-                f"Get against a stricter floor (os.open + os.read + pickle.loads, "
-                f"{floor['get raw'] / n * 1e6:.1f} µs): {floor['get raw'] / ours['get']:.2f}."
-            )
-            if not durable:
-                note += (
-                    " Peers (not durable by default): diskcache.Cache, "
-                    "sqlitedict.SqliteDict(autocommit=True)."
-                )
-            parts.append(table(f"durable={durable} ({what})", n, floor, rows, note))
-        parts.append(big_values(root, args.big, args.repeat))
+            parts += small_values(root, n, durable, args.repeat)
+        parts += big_values(root, args.big, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     text = "\n".join(parts)

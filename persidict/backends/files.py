@@ -48,7 +48,6 @@ from .base import (
 
 _PATH_CACHE_LIMIT = 100_000
 _NAME_MAX = 255
-_FIRST_READ = 1 << 16  # most values fit: one read, no fstat
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -157,12 +156,11 @@ class FileBackend:
         except FileNotFoundError:
             return None
         try:
-            data = os.read(fd, _FIRST_READ)
-            if len(data) == _FIRST_READ:  # a big value: size the rest
-                data += _read_exactly(fd, os.fstat(fd).st_size - _FIRST_READ)
+            # Sized by fstat: one exact allocation (guessing a buffer size and
+            # growing it costs far more than the fstat on big values).
+            return _read_exactly(fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
-        return data
 
     def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
         """Bytes and their stat (of the same open file); None when absent."""
@@ -187,17 +185,18 @@ class FileBackend:
 
     # ------------------------------------------------------------ locks
 
-    def _lock_dir(self, folder: str) -> int:
+    def _lock_dir(self, folder: str, pinned: bool = False) -> int:
         """Open ``folder`` and take an exclusive flock on it; return the fd.
 
         Raises FileNotFoundError when the folder does not exist. If the folder
-        was removed while we waited for the lock, open it again.
+        was removed while we waited for the lock, open it again (``pinned``:
+        the caller holds a file in it, so it cannot have been removed).
         """
         while True:
             fd = os.open(folder, _O_DIR)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.fstat(fd).st_nlink > 0:
+                if pinned or os.fstat(fd).st_nlink > 0:
                     return fd
             except OSError as e:
                 os.close(fd)
@@ -253,7 +252,7 @@ class FileBackend:
             if self.use_locks:
                 # The temporary file keeps the folder from being removed, so
                 # the folder we lock is the one the rename lands in.
-                dfd = self._lock_dir(folder)
+                dfd = self._lock_dir(folder, pinned=True)
                 try:
                     if precondition is not None:
                         _check(loc, path, precondition)
