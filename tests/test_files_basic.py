@@ -355,7 +355,7 @@ def test_keys_cannot_escape_base_dir(tmp_path: pathlib.Path, bad: Any) -> None:
 def test_odd_but_valid_keys_stay_inside_base_dir(tmp_path: pathlib.Path, digest_len: int) -> None:
     base = tmp_path / "base"
     d: FileDirDict[int] = FileDirDict(base_dir=base, digest_len=digest_len, durable=False)
-    keys = [("...",), (".x", "..y"), ("~",), ("-", "="), ("a.pkl",), ("x" * 200,)]
+    keys = [("...",), (".x", "..y"), ("~",), ("-", "="), ("a.pkl",), ("x" * 200,), ("y" * 240, "z" * 240)]
     for i, k in enumerate(keys):
         d[k] = i
     for p in base.rglob("*"):

@@ -54,6 +54,9 @@ _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 
 # Ends in a character no extension can contain, so a temporary file never
 # looks like an item, whatever the serialization format (even "tmp").
 _TMP_SUFFIX = ".tmp#"
+# Room left for the item's name in a temporary name: "." + name + tail <= 255
+# (the tail: host <= 40, pid <= 10, token 8, counter <= 16, dots and suffix).
+_TMP_NAME_ROOM = _NAME_MAX - 1 - (1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX))
 _LOCK_UNSUPPORTED = frozenset({errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
@@ -71,10 +74,14 @@ class _TempNamer:
         self.token = secrets.token_hex(4)
         self.counter = itertools.count()
 
-    def name(self, final_name: str) -> str:
-        """A hidden name for a temporary file next to ``final_name``."""
-        tail = f".{self.host}.{self.pid}.{self.token}{next(self.counter):x}{_TMP_SUFFIX}"
-        return "." + final_name[: _NAME_MAX - 1 - len(tail)] + tail
+    @staticmethod
+    def prefix(final_name: str) -> str:
+        """The start of the names of temporary files for ``final_name`` (hidden, bounded)."""
+        return "." + final_name[:_TMP_NAME_ROOM]
+
+    def tail(self) -> str:
+        """The unique end of a temporary file name."""
+        return f".{self.host}.{self.pid}.{self.token}{next(self.counter):x}{_TMP_SUFFIX}"
 
 
 _NAMER = _TempNamer()
@@ -106,6 +113,7 @@ class FileBackend:
         self.use_locks = use_locks
         self.capabilities = Capabilities(atomic_preconditions=use_locks)
         self._paths: dict[Location, str] = {}
+        self._splits: dict[Location, tuple[str, str, str]] = {}
 
     def __repr__(self) -> str:
         return f"FileBackend({self.base_dir!r}, durable={self.durable}, use_locks={self.use_locks})"
@@ -113,6 +121,7 @@ class FileBackend:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_paths"] = {}
+        state["_splits"] = {}
         return state
 
     def describe(self) -> str:
@@ -130,6 +139,18 @@ class FileBackend:
                 self._paths.clear()
             self._paths[loc] = p
         return p
+
+    def _split(self, loc: Location) -> tuple[str, str, str]:
+        """(path, folder, temporary-file prefix) of ``loc``, cached for writes."""
+        sp = self._splits.get(loc)
+        if sp is None:
+            path = self.path(loc)
+            folder, name = os.path.split(path)
+            sp = (path, folder, os.path.join(folder, _NAMER.prefix(name)))
+            if len(self._splits) >= _PATH_CACHE_LIMIT:
+                self._splits.clear()
+            self._splits[loc] = sp
+        return sp
 
     # ------------------------------------------------------------ reads
 
@@ -214,10 +235,10 @@ class FileBackend:
 
     # ------------------------------------------------------------ writes
 
-    def _make_temp(self, folder: str, name: str, data: bytes) -> tuple[str, os.stat_result]:
+    def _make_temp(self, folder: str, tmp_prefix: str, data: bytes) -> tuple[str, os.stat_result]:
         """Write ``data`` to a new temporary file in ``folder``; return its path and stat."""
         while True:
-            tmp = os.path.join(folder, _NAMER.name(name))
+            tmp = tmp_prefix + _NAMER.tail()
             try:
                 fd = os.open(tmp, _O_TMP, 0o666)
             except FileNotFoundError:
@@ -227,10 +248,11 @@ class FileBackend:
                 continue
             break
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            n = os.write(fd, data)
+            if n < len(data):  # a short write (huge values): write on
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(fd, view) :]
             if self.durable:
                 os.fsync(fd)
             t = time.time_ns()
@@ -245,9 +267,8 @@ class FileBackend:
 
     def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
         """Store ``data`` at ``loc`` atomically; PreconditionFailed changes nothing."""
-        path = self.path(loc)
-        folder, name = os.path.split(path)
-        tmp, st = self._make_temp(folder, name, data)
+        path, folder, tmp_prefix = self._split(loc)
+        tmp, st = self._make_temp(folder, tmp_prefix, data)
         try:
             if self.use_locks:
                 # The temporary file keeps the folder from being removed, so
