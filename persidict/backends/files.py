@@ -253,10 +253,10 @@ class FileBackend:
                 view = memoryview(data)[n:]
                 while view:
                     view = view[os.write(fd, view) :]
-            if self.durable:
-                os.fsync(fd)
             t = time.time_ns()
             os.utime(fd, ns=(t, t))
+            if self.durable:
+                os.fsync(fd)  # data, size and the stamped mtime
             st = os.fstat(fd)
         except BaseException:
             os.close(fd)
