@@ -1,144 +1,148 @@
 """Flags: jokers, ETag conditions, retrieve modes and sentinels.
 
-Every flag class has exactly one instance, which survives ``copy`` and
-``pickle`` as the same object, so flags are compared with ``is``.
+Every flag class is a one-member ``enum.Enum`` (the sentinel pattern type
+checkers understand), so a flag is one object that survives ``copy`` and
+``pickle`` and is compared with ``is``; ``x is ITEM_NOT_AVAILABLE`` narrows
+``x`` under mypy. The family classes (``Joker``, ``ETagConditionFlag``,
+``RetrieveValueFlag``) are member-less enums the flag classes subclass, so
+``isinstance(KEEP_CURRENT, Joker)`` holds. Calling a flag class with no
+argument (``KeepCurrentFlag()``) returns its flag, as it always did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, NewType, Self, TypeAlias
+from enum import Enum, EnumType
+from typing import TYPE_CHECKING, Any, Final, NewType, Self, TypeAlias
 
 from typing_extensions import TypeVar
 
 
-class _Singleton:
-    """Base of all flags: one instance per class, kept through copy/pickle."""
+class _FlagType(EnumType):
+    """Metaclass of the flags: ``FlagClass()`` returns the class's one member."""
 
-    _instances: ClassVar[dict[type, Any]] = {}
-    __slots__ = ()
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        members: list[Any] = list(cls.__members__.values())
+        if len(members) != 1:
+            raise TypeError(f"{cls.__name__} is a family of flags, not a flag")
+        return members[0]
 
-    def __new__(cls) -> Self:
-        inst = _Singleton._instances.get(cls)
-        if inst is None:
-            inst = object.__new__(cls)
-            _Singleton._instances[cls] = inst
-        return inst
 
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
-        return self
-
-    def __reduce__(self) -> tuple[type, tuple[()]]:
-        return (type(self), ())
+class _Flag(Enum, metaclass=_FlagType):
+    """Base of all flags: printed as its public name, no instance state."""
 
     def __repr__(self) -> str:
-        return _NAMES.get(type(self), type(self).__name__)
+        return self._name_
+
+    def __str__(self) -> str:
+        return self._name_
+
+    if TYPE_CHECKING:
+        # What _FlagType.__call__ does, said to the type checker.
+        def __new__(cls, value: object = ...) -> Self: ...
+
+    else:
+
+        def __setattr__(self, name: str, value: object) -> None:
+            if not name.startswith("_"):
+                raise AttributeError(f"{self._name_} has no attribute {name!r} to set")
+            super().__setattr__(name, value)
 
 
-class Joker(_Singleton):
+class Joker(_Flag):
     """A command-like value: assigning it to a key acts instead of storing."""
-
-    __slots__ = ()
 
 
 class KeepCurrentFlag(Joker):
     """Assigning KEEP_CURRENT leaves the stored value unchanged."""
 
-    __slots__ = ()
+    KEEP_CURRENT = "KEEP_CURRENT"
 
 
 class DeleteCurrentFlag(Joker):
     """Assigning DELETE_CURRENT deletes the stored value."""
 
-    __slots__ = ()
+    DELETE_CURRENT = "DELETE_CURRENT"
 
 
-class ETagConditionFlag(_Singleton):
+class ETagConditionFlag(_Flag):
     """How an expected ETag is compared with the actual one."""
-
-    __slots__ = ()
 
 
 class AnyETagFlag(ETagConditionFlag):
     """The condition always holds (an unconditional operation)."""
 
-    __slots__ = ()
+    ANY_ETAG = "ANY_ETAG"
 
 
 class ETagIsTheSameFlag(ETagConditionFlag):
     """The condition holds when expected == actual."""
 
-    __slots__ = ()
+    ETAG_IS_THE_SAME = "ETAG_IS_THE_SAME"
 
 
 class ETagHasChangedFlag(ETagConditionFlag):
     """The condition holds when expected != actual."""
 
-    __slots__ = ()
+    ETAG_HAS_CHANGED = "ETAG_HAS_CHANGED"
 
 
-class RetrieveValueFlag(_Singleton):
+class RetrieveValueFlag(_Flag):
     """Whether a conditional operation fetches the stored value."""
-
-    __slots__ = ()
 
 
 class AlwaysRetrieveFlag(RetrieveValueFlag):
     """Always return the stored value."""
 
-    __slots__ = ()
+    ALWAYS_RETRIEVE = "ALWAYS_RETRIEVE"
 
 
 class NeverRetrieveFlag(RetrieveValueFlag):
     """Never fetch the value: VALUE_NOT_RETRIEVED stands in for it."""
 
-    __slots__ = ()
+    NEVER_RETRIEVE = "NEVER_RETRIEVE"
 
 
 class IfETagChangedRetrieveFlag(RetrieveValueFlag):
     """Fetch the value only when its ETag differs from the expected one."""
 
-    __slots__ = ()
+    IF_ETAG_CHANGED = "IF_ETAG_CHANGED"
 
 
-class ItemNotAvailableFlag(_Singleton):
+class ItemNotAvailableFlag(_Flag):
     """Stands for an absent key: its ETag and its value."""
 
-    __slots__ = ()
+    ITEM_NOT_AVAILABLE = "ITEM_NOT_AVAILABLE"
 
 
-class ValueNotRetrievedFlag(_Singleton):
+class ValueNotRetrievedFlag(_Flag):
     """Stands for a value that exists but was not fetched."""
 
-    __slots__ = ()
+    VALUE_NOT_RETRIEVED = "VALUE_NOT_RETRIEVED"
 
 
-KEEP_CURRENT = KeepCurrentFlag()
-DELETE_CURRENT = DeleteCurrentFlag()
-ANY_ETAG = AnyETagFlag()
-ETAG_IS_THE_SAME = ETagIsTheSameFlag()
-ETAG_HAS_CHANGED = ETagHasChangedFlag()
-ALWAYS_RETRIEVE = AlwaysRetrieveFlag()
-NEVER_RETRIEVE = NeverRetrieveFlag()
-IF_ETAG_CHANGED = IfETagChangedRetrieveFlag()
-ITEM_NOT_AVAILABLE = ItemNotAvailableFlag()
-VALUE_NOT_RETRIEVED = ValueNotRetrievedFlag()
-
-_NAMES: dict[type, str] = {
-    KeepCurrentFlag: "KEEP_CURRENT",
-    DeleteCurrentFlag: "DELETE_CURRENT",
-    AnyETagFlag: "ANY_ETAG",
-    ETagIsTheSameFlag: "ETAG_IS_THE_SAME",
-    ETagHasChangedFlag: "ETAG_HAS_CHANGED",
-    AlwaysRetrieveFlag: "ALWAYS_RETRIEVE",
-    NeverRetrieveFlag: "NEVER_RETRIEVE",
-    IfETagChangedRetrieveFlag: "IF_ETAG_CHANGED",
-    ItemNotAvailableFlag: "ITEM_NOT_AVAILABLE",
-    ValueNotRetrievedFlag: "VALUE_NOT_RETRIEVED",
-}
+KEEP_CURRENT: Final = KeepCurrentFlag.KEEP_CURRENT
+"""Assign it to a key to leave the stored value unchanged."""
+DELETE_CURRENT: Final = DeleteCurrentFlag.DELETE_CURRENT
+"""Assign it to a key to delete the stored value."""
+ANY_ETAG: Final = AnyETagFlag.ANY_ETAG
+"""ETag condition that always holds."""
+ETAG_IS_THE_SAME: Final = ETagIsTheSameFlag.ETAG_IS_THE_SAME
+"""ETag condition: expected == actual."""
+ETAG_HAS_CHANGED: Final = ETagHasChangedFlag.ETAG_HAS_CHANGED
+"""ETag condition: expected != actual."""
+ALWAYS_RETRIEVE: Final = AlwaysRetrieveFlag.ALWAYS_RETRIEVE
+"""Retrieve mode: always return the stored value."""
+NEVER_RETRIEVE: Final = NeverRetrieveFlag.NEVER_RETRIEVE
+"""Retrieve mode: never fetch the value."""
+IF_ETAG_CHANGED: Final = IfETagChangedRetrieveFlag.IF_ETAG_CHANGED
+"""Retrieve mode: fetch the value only when its ETag differs from the expected one."""
+ITEM_NOT_AVAILABLE: Final = ItemNotAvailableFlag.ITEM_NOT_AVAILABLE
+"""Sentinel for an absent key (its ETag and its value)."""
+VALUE_NOT_RETRIEVED: Final = ValueNotRetrievedFlag.VALUE_NOT_RETRIEVED
+"""Sentinel for a value that exists but was not fetched."""
 
 ETagValue = NewType("ETagValue", str)
 """An opaque per-key version string."""

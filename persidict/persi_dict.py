@@ -454,7 +454,7 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
         if r.actual_etag is ITEM_NOT_AVAILABLE:
             raise KeyError(k)
-        return r.actual_etag  # type: ignore[return-value]
+        return r.actual_etag
 
     def get_with_etag(self, key: NonEmptyPersiDictKey) -> tuple[ValueType, ETagValue]:
         """The value and its ETag, read together; KeyError when absent."""

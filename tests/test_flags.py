@@ -1,8 +1,9 @@
-"""Flags: one instance per class, kept through copy, deepcopy and pickle."""
+"""Flags: one-member enums, one instance per class, kept through copy, deepcopy and pickle."""
 
 from __future__ import annotations
 
 import copy
+import enum
 import pickle
 import subprocess
 import sys
@@ -91,6 +92,43 @@ def test_identity_survives_pickling_across_processes() -> None:
 def test_repr_is_the_public_name(name: str) -> None:
     assert repr(FLAGS[name][0]) == name
     assert str(FLAGS[name][0]) == name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_flag_class_is_a_one_member_enum(name: str) -> None:
+    flag, cls, family = FLAGS[name]
+    assert issubclass(cls, enum.Enum) and isinstance(flag, enum.Enum)
+    assert list(cls) == [flag]
+    assert cls(name) is flag and cls[name] is flag
+    assert flag.name == name
+    assert f"{flag}" == name and f"{flag!r}" == name
+    assert bool(flag) is True  # nothing may rely on a flag being falsy
+    if family is not None:
+        assert issubclass(family, enum.Enum) and not family.__members__
+
+
+def test_family_classes_are_not_flags() -> None:
+    for family in (Joker, ETagConditionFlag, RetrieveValueFlag):
+        with pytest.raises(TypeError):
+            family()
+    with pytest.raises(ValueError):
+        KeepCurrentFlag("DELETE_CURRENT")
+
+
+class _OldStylePickle:
+    """Pickles like the pre-enum flags did: ``(FlagClass, ())``."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (self.cls, ())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickles_of_the_old_singletons_still_load(name: str) -> None:
+    flag, cls, _ = FLAGS[name]
+    assert pickle.loads(pickle.dumps(_OldStylePickle(cls))) is flag
 
 
 def test_flags_are_distinct_and_hashable() -> None:
