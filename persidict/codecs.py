@@ -77,12 +77,14 @@ def _joblib_load(data: bytes) -> Any:
 
 
 _jsonpickle_ready = False
+_json_only: Any = None  # a jsonpickle backend that decodes with json only (no yaml fallback)
 
 
 def _jsonpickle() -> Any:
     """Import jsonpickle, registering numpy/pandas handlers when importable."""
-    global _jsonpickle_ready
+    global _jsonpickle_ready, _json_only
     import jsonpickle
+    import jsonpickle.backend
     import jsonpickle.pickler
     import jsonpickle.unpickler
 
@@ -95,28 +97,40 @@ def _jsonpickle() -> Any:
             import jsonpickle.ext.pandas as jp_pandas
 
             jp_pandas.register_handlers()
+        # Bad bytes fail as JSON, instead of being retried as YAML (which warns).
+        _json_only = jsonpickle.backend.JSONBackend(fallthrough=False)
         _jsonpickle_ready = True
     return jsonpickle
 
 
 @attrs.frozen
 class JsonCodec:
-    """jsonpickle text with indent 4: human-readable, not strict JSON."""
+    """jsonpickle text with indent 4: human-readable, not strict JSON.
+
+    Dict keys that are not str (ints, tuples, ...) round-trip: they are
+    written as ``"json://<encoded key>"`` strings. A file whose str keys
+    themselves start with ``"json://"`` (written by a ``keys=False`` encoder)
+    would read those keys back decoded.
+    """
 
     extension: str = "json"
 
     def encode(self, value: Any) -> bytes:
-        """Encode with jsonpickle."""
+        """Encode with jsonpickle; non-str dict keys are kept (``keys=True``)."""
         jp = _jsonpickle()
-        # An explicit context keeps jsonpickle's defaults (keys=False, as the
-        # published persidict writes) without its per-call DeprecationWarning.
-        text: str = jp.encode(value, indent=4, context=jp.pickler.Pickler(keys=False))
+        # keys=True encodes a non-str key as a "json://..." string, so {1: "a"}
+        # reads back with the int key (keys=False would turn it into "1"). str
+        # keys are written as they are, as the published persidict writes them.
+        # An explicit context avoids jsonpickle's per-call DeprecationWarning.
+        text: str = jp.encode(value, indent=4, context=jp.pickler.Pickler(keys=True))
         return text.encode("utf-8")
 
     def decode(self, data: bytes) -> Any:
-        """Decode with jsonpickle."""
+        """Decode with jsonpickle (``keys=True``: files with str keys only decode as before)."""
         jp = _jsonpickle()
-        return jp.decode(data.decode("utf-8"), context=jp.unpickler.Unpickler(keys=False))
+        return jp.decode(
+            data.decode("utf-8"), backend=_json_only, context=jp.unpickler.Unpickler(keys=True)
+        )
 
 
 @attrs.frozen

@@ -32,9 +32,19 @@ def get_safe_chars() -> set[str]:
 
 
 def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
-    """Return ``a_str`` with every character outside the safe set replaced."""
+    """Return ``a_str`` with every character outside the safe set replaced.
+
+    ``replace_with`` must itself be made of safe characters (it may be empty):
+    otherwise the result would not be safe, and ValueError is raised.
+    """
     if not isinstance(a_str, str) or not isinstance(replace_with, str):
         raise TypeError("replace_unsafe_chars expects two strings")
+    unsafe = sorted({c for c in replace_with if c not in SAFE_CHARS_SET})
+    if unsafe:
+        raise ValueError(
+            f"replace_with={replace_with!r} contains unsafe characters {unsafe!r} "
+            "(allowed: A-Za-z0-9()_-~.=)"
+        )
     return "".join(c if c in SAFE_CHARS_SET else replace_with for c in a_str)
 
 

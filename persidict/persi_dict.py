@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import random
 from abc import ABC, abstractmethod
 from collections.abc import (
@@ -65,6 +66,11 @@ PLAIN_VALUE_TYPES: frozenset[type] = frozenset(
 )
 """Builtin value types that are surely no joker, flag or PersiDict (a fast path on writes)."""
 _MISSING: Any = object()
+
+
+def _is_text_format(fmt: object) -> bool:
+    """Whether ``fmt`` names a plain-text format (str values only)."""
+    return isinstance(fmt, str) and fmt not in ("pkl", "json")
 
 
 def check_condition(condition: object) -> ETagConditionFlag:
@@ -259,11 +265,21 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
                 f"not {type(value).__name__}"
             )
 
-    def _forbid_delete(self, key: object) -> None:
+    def _forbid_delete(self, key: NonEmptySafeStrTuple | str) -> None:
+        """Raise MutationPolicyError on an append-only dict.
+
+        ``key`` is the key to delete (always a tuple), or a str naming a bulk
+        operation: ``"clear"`` or ``"popitem"``.
+        """
         if self.append_only:
-            raise MutationPolicyError(
-                "append-only", f"Cannot delete key {key!r}: {type(self).__name__} is append-only"
-            )
+            name = type(self).__name__
+            if isinstance(key, tuple):
+                msg = f"Cannot delete key {key!r}: {name} is append-only"
+            elif key == "popitem":
+                msg = f"Cannot pop an item (popitem) from {name}: it is append-only"
+            else:
+                msg = f"Cannot {key} {name}: it is append-only"
+            raise MutationPolicyError("append-only", msg)
 
     # ------------------------------------------------------------ dict API
 
@@ -326,17 +342,33 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
             return default
 
     def setdefault(self, key: NonEmptyPersiDictKey, default: ValueType | None = None) -> ValueType:
-        """Insert ``default`` if ``key`` is absent (atomically); return the stored value."""
+        """Insert ``default`` if ``key`` is absent (atomically); return the stored value.
+
+        As with ``dict.setdefault``, a default that is not inserted (the key
+        exists) is not checked: ``setdefault(key)`` with the default None works
+        on a dict with ``base_class_for_values`` when ``key`` is stored.
+        """
         k = to_key(key)
         if isinstance(default, Joker):
             raise TypeError(f"setdefault() does not accept {default!r} as the default for key {k!r}")
-        self._check_value(k, default)
+        try:
+            self._check_value(k, default)
+        except TypeError as unusable:
+            # Not a value this dict may hold: fine as long as it is not needed.
+            try:
+                return self._get(k)
+            except KeyError:
+                raise unusable from None
         r = self._setdefault_if(k, default, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
         if r.new_value is ITEM_NOT_AVAILABLE:  # a null store keeps nothing
             return default  # type: ignore[return-value]
         return r.new_value  # type: ignore[return-value]
 
-    def pop(self, key: NonEmptyPersiDictKey, default: Any = _MISSING) -> Any:
+    @overload
+    def pop(self, key: NonEmptyPersiDictKey, /) -> ValueType: ...
+    @overload
+    def pop(self, key: NonEmptyPersiDictKey, /, default: ValueType | _T) -> ValueType | _T: ...
+    def pop(self, key: NonEmptyPersiDictKey, /, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (or ``default``; KeyError without one)."""
         k = to_key(key)
         self._forbid_delete(k)
@@ -366,18 +398,42 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
             self._discard(k)
 
     def update(self, other: Any = (), /, **kwargs: ValueType) -> None:
-        """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``."""
-        if isinstance(other, Mapping):
-            for k in other:
-                self[k] = other[k]
-        elif hasattr(other, "keys"):
-            for k in other.keys():  # noqa: SIM118 - duck-typed mappings
-                self[k] = other[k]
-        else:
-            for k, v in other:
-                self[k] = v
-        for k, v in kwargs.items():
+        """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``.
+
+        Every key is normalised and every value checked before the first
+        write, so an invalid item (a malformed key, a value of the wrong
+        class, DELETE_CURRENT on an append-only dict) leaves the dict
+        unchanged. The writes themselves are separate operations (LmdbDict
+        makes them one transaction).
+        """
+        items = self._checked_items(other, kwargs)
+        for k, v in items:
             self[k] = v
+
+    def _checked_items(self, other: Any, kwargs: Mapping[str, Any]) -> list[tuple[NonEmptySafeStrTuple, Any]]:
+        """The (normalised key, value) pairs of ``update``'s arguments, all validated."""
+        pairs: Iterable[Any]
+        if isinstance(other, Mapping):
+            pairs = [(k, other[k]) for k in other]
+        elif hasattr(other, "keys"):
+            pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118 - duck-typed mappings
+        else:
+            pairs = other
+        text_only = _is_text_format(self.serialization_format)
+        out: list[tuple[NonEmptySafeStrTuple, Any]] = []
+        for key, value in itertools.chain(pairs, kwargs.items()):
+            k = to_key(key)
+            if value is DELETE_CURRENT:
+                self._forbid_delete(k)
+            elif value is not KEEP_CURRENT:
+                self._check_value(k, value)
+                if text_only and not isinstance(value, str):
+                    raise TypeError(
+                        f"A dict with serialization_format={self.serialization_format!r} stores str "
+                        f"values only, not {type(value).__name__} (key {k!r})"
+                    )
+            out.append((k, value))
+        return out
 
     def __ior__(self, other: Any) -> Self:
         """``d |= other`` updates ``d`` in place."""

@@ -113,6 +113,32 @@ def test_json_is_indented_text() -> None:
     assert "\n    " in text  # indent 4
 
 
+def test_json_keeps_non_str_dict_keys() -> None:
+    d: LocalDict[Any] = LocalDict(serialization_format="json")
+    value = {1: "a", (1, 2): "b", "s": {2.5: None, None: [1]}}
+    d["k"] = value
+    got = d["k"]
+    assert got == value
+    assert 1 in got and (1, 2) in got and "1" not in got
+
+
+def test_json_reads_str_key_files_of_a_keys_false_writer() -> None:
+    """Files written by the published persidict (jsonpickle keys=False, str keys) decode unchanged."""
+    import warnings
+
+    import jsonpickle
+    import jsonpickle.pickler
+
+    value = {"a": (1, 2), "b": {"c": {1, 2}, "d": Point(3, 4)}, "1": [None, 2.5], "": "e"}
+    old = jsonpickle.encode(value, indent=4, context=jsonpickle.pickler.Pickler(keys=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DeprecationWarning on either path
+        got = JsonCodec().decode(old.encode("utf-8"))
+        again = JsonCodec().decode(JsonCodec().encode(value))
+    assert got == value == again
+    assert list(got) == list(value)
+
+
 @attrs.define
 class Point:
     """A user class stored through jsonpickle."""

@@ -241,6 +241,15 @@ def test_replace_unsafe_chars() -> None:
         replace_unsafe_chars(5, "_")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", ["/", " ", "a/", "é", "\x00"])
+def test_replace_unsafe_chars_rejects_an_unsafe_replacement(bad: str) -> None:
+    with pytest.raises(ValueError, match="replace_with") as e:
+        replace_unsafe_chars("a/b", bad)
+    assert repr(bad) in str(e.value)
+    with pytest.raises(ValueError):
+        replace_unsafe_chars("ab", bad)  # even when nothing needs replacing
+
+
 @given(st.text(max_size=30))
 def test_replace_unsafe_chars_output_is_safe(s: str) -> None:
     out = replace_unsafe_chars(s, "_")

@@ -324,11 +324,29 @@ def _ao(main: LocalDict[Any] | None = None) -> AppendOnlyDictCached[Any]:
 def test_append_only_cache_construction_checks() -> None:
     with pytest.raises(ValueError, match="main_dict"):
         AppendOnlyDictCached(main_dict=LocalDict(), data_cache=LocalDict(append_only=True))
-    with pytest.raises(ValueError, match="data_cache"):
-        AppendOnlyDictCached(main_dict=LocalDict(append_only=True), data_cache=LocalDict())
     same: LocalDict[Any] = LocalDict(append_only=True)
     with pytest.raises(ValueError, match="different stores"):
         AppendOnlyDictCached(main_dict=same, data_cache=same)
+
+
+def test_append_only_cache_accepts_a_mutable_data_cache(tmp_path: Path) -> None:
+    """The seed example: an append-only FileDirDict cached in a plain LocalDict."""
+    main: FileDirDict[Any] = FileDirDict(base_dir=str(tmp_path / "data"), append_only=True)
+    c: AppendOnlyDictCached[Any] = AppendOnlyDictCached(main_dict=main, data_cache=LocalDict())
+    assert c.append_only and not c.data_cache.append_only
+    c["k"] = {"v": 1}
+    assert c["k"] == {"v": 1} and c.data_cache["k"] == {"v": 1} and main["k"] == {"v": 1}
+    main["m"] = 2  # written behind the cache: a miss reads through and fills it
+    assert c["m"] == 2 and c.data_cache["m"] == 2
+    assert c.setdefault("m", 3) == 2
+    with pytest.raises(MutationPolicyError):
+        c["k"] = 2
+    with pytest.raises(MutationPolicyError):
+        del c["k"]
+    assert c["k"] == {"v": 1} and sorted(c.keys()) == [("k",), ("m",)]
+    assert AppendOnlyDictCached(**c.get_params()) == c
+    sub = c.get_subdict("x")
+    assert isinstance(sub, AppendOnlyDictCached) and not sub.data_cache.append_only
 
 
 def test_append_only_cache_trusts_cached_values() -> None:

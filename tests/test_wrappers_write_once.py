@@ -118,13 +118,47 @@ def test_checks_fire_at_about_p_with_a_seeded_rng() -> None:
     assert 60 < d.n_consistency_checks < 180  # ~120 expected; seeded, so deterministic
 
 
+class LowerCodec:
+    """A lossy user codec: str values are stored lower-cased."""
+
+    extension = "low"
+
+    def encode(self, value: Any) -> bytes:
+        """Lower-case, UTF-8."""
+        return str(value).lower().encode()
+
+    def decode(self, data: bytes) -> Any:
+        """UTF-8."""
+        return data.decode()
+
+
 def test_a_check_allows_for_the_formats_round_trip() -> None:
-    d = _once(1.0, serialization_format="json")
-    d["k"] = {1: "a"}  # JSON object keys are strings: read back as {"1": "a"}
-    d["k"] = {1: "a"}
-    assert d["k"] == {"1": "a"} and d.n_consistency_checks == 1
+    d = _once(1.0, serialization_format=LowerCodec())
+    d["k"] = "ABC"  # read back as "abc"
+    d["k"] = "ABC"
+    assert d["k"] == "abc" and d.n_consistency_checks == 1
     with pytest.raises(MutationPolicyError):
-        d["k"] = {1: "b"}
+        d["k"] = "ABD"
+
+
+@pytest.mark.parametrize("fmt", ["pkl", "json"])
+def test_a_check_accepts_identical_values_with_nan(fmt: str) -> None:
+    d = _once(1.0, serialization_format=fmt)
+    d["k"] = {"score": float("nan"), "n": 1}  # nan != nan, yet the value is the same
+    d["k"] = {"score": float("nan"), "n": 1}
+    d.set_item_if("k", {"score": float("nan"), "n": 1}, ITEM_NOT_AVAILABLE, ETAG_HAS_CHANGED)
+    assert d.n_consistency_checks == 2
+    with pytest.raises(MutationPolicyError):
+        d["k"] = {"score": float("nan"), "n": 2}
+
+
+def test_a_json_check_keeps_non_str_keys() -> None:
+    d = _once(1.0, serialization_format="json")
+    d["k"] = {1: "a"}
+    d["k"] = {1: "a"}
+    assert d["k"] == {1: "a"} and d.n_consistency_checks == 1
+    with pytest.raises(MutationPolicyError):
+        d["k"] = {"1": "a"}
 
 
 def test_a_check_compares_arrays() -> None:

@@ -286,16 +286,20 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
 
     An item of an append-only dict never changes once written, so a cached
     value needs no validation. A miss reads the main dict and fills the cache;
-    writes go to the main dict, then to the cache. Both dicts must be
-    append-only (the cache can then only ever hold values the main dict holds).
+    writes go to the main dict, then to the cache. ``main_dict`` must be
+    append-only; ``data_cache`` may be append-only or mutable (the wrapper only
+    ever inserts into it, so it holds only values the main dict holds, unless
+    someone else writes to it directly).
     """
 
     def __init__(self, *, main_dict: PersiDict[ValueType], data_cache: PersiDict[ValueType]) -> None:
         main = check_persidict("main_dict", main_dict)
         data = check_persidict("data_cache", data_cache)
-        for name, d in (("main_dict", main), ("data_cache", data)):
-            if not d.append_only:
-                raise ValueError(f"AppendOnlyDictCached needs an append-only {name}")
+        if not main.append_only:
+            raise ValueError(
+                f"AppendOnlyDictCached needs an append-only main_dict; {type(main).__name__} "
+                "has append_only=False (use MutableDictCached for a mutable one)"
+            )
         _check_distinct(main_dict=main, data_cache=data)
         self._wrapped = main
         self._data: PersiDict[ValueType] = data

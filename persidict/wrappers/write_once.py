@@ -56,14 +56,19 @@ def values_match(stored: object, new: object, codec: Codec | None) -> bool:
     """Whether ``new`` is the value ``stored`` holds, allowing for the codec's round trip.
 
     A JSON store turns a tuple into a list, so ``new`` is also compared after
-    being encoded and decoded by the store's codec.
+    being encoded and decoded by the store's codec. Values that ``==`` calls
+    different although they are the same (``float("nan") != float("nan")``)
+    match when the codec encodes them to the same bytes.
     """
     if _equal(stored, new):
         return True
     if codec is None:
         return False
     try:
-        return _equal(stored, codec.decode(codec.encode(new)))
+        encoded = codec.encode(new)
+        if _equal(stored, codec.decode(encoded)):
+            return True
+        return encoded == codec.encode(stored)
     except Exception:
         return False
 
