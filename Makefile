@@ -34,6 +34,9 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_files.py
+	$(BIN)/python benchmarks/bench_lmdb.py
+	$(BIN)/python benchmarks/bench_s3.py
+	$(BIN)/python benchmarks/bench_wrappers.py
 
 clean:
 	rm -rf $(VENV)
