@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from .backends.base import Location
-from .backends.files import FileBackend
+from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
 from .codecs import Codec
-from .flags import ValueType
+from .flags import ETagConditionFlag, ETagIfExists, RetrieveValueFlag, TransformingFunction, ValueType
 from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
 
 _DEFAULT_BASE_DIR = "__file_dir_dict__"
@@ -29,6 +31,25 @@ class FileDirDict(StoreDict[ValueType]):
     use ``use_locks=False`` for synced folders (Dropbox, ...) that cannot
     carry locks: there they are check-then-act. ``dir_name`` is the older
     spelling of ``base_dir``.
+
+    Name length: a key component becomes a file or folder name, which the
+    filesystem limits to NAME_MAX bytes (``os.pathconf(base_dir,
+    "PC_NAME_MAX")``, 255 on most). With the suffix and the extension, a
+    key's last component may have at most NAME_MAX - digest_len - 1 -
+    len("." + format) characters (246 with the defaults), the others NAME_MAX
+    - digest_len - 1 (250); a whole path must stay under PATH_MAX (4096
+    bytes). A longer key is refused on write with a ValueError
+    (FileNameTooLongError) naming the key, the component and the limit,
+    before anything is written; reading or deleting it finds nothing.
+
+    With ``digest_len=0`` a key's folder can take the name of another key's
+    file (key ``"a"`` is the file ``a.pkl``; key ``("a.pkl", "x")`` needs a
+    folder ``a.pkl``): the second of the two to be written raises
+    PathCollisionError (a BackendError) and nothing changes. A folder is
+    never an item, even one named like an item.
+
+    Writers killed mid-write leave hidden temporary files (``*.tmp#``):
+    they are never items; ``remove_stale_temp_files()`` deletes old ones.
     """
 
     _files: FileBackend
@@ -61,12 +82,11 @@ class FileDirDict(StoreDict[ValueType]):
         )
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"base_dir {folder!r} exists and is not a folder")
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except FileExistsError:
-            raise ValueError(f"base_dir {folder!r} exists and is not a folder") from None
-        except NotADirectoryError:
-            raise ValueError(f"base_dir {folder!r} lies under a file, not a folder") from None
+        blocker = make_folders(folder, durable=durable)
+        if blocker == folder:
+            raise ValueError(f"base_dir {folder!r} exists and is not a folder")
+        if blocker is not None:
+            raise ValueError(f"base_dir {folder!r} lies under a file, not a folder ({blocker!r})")
 
     @property
     def base_dir(self) -> str:
@@ -82,6 +102,22 @@ class FileDirDict(StoreDict[ValueType]):
     def use_locks(self) -> bool:
         """Whether conditional operations are made atomic with folder locks."""
         return self._files.use_locks
+
+    def remove_stale_temp_files(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files left by killed writers; return how many were deleted.
+
+        Removes this dict's hidden temporary files (``.<name>.<host>.<pid>.<token>.tmp#``,
+        in its folder and subfolders) last modified over ``older_than``
+        seconds ago, and the folders that leaves empty. Items and foreign
+        files are never touched. A live write's temporary file is as young as
+        the write: pass a small ``older_than`` (0 removes all) only when no
+        other writer runs.
+        """
+        if isinstance(older_than, bool) or not isinstance(older_than, int | float):
+            raise TypeError(f"older_than must be a number of seconds, not {older_than!r}")
+        if math.isnan(older_than) or older_than < 0:
+            raise ValueError(f"older_than must be >= 0 seconds, not {older_than!r}")
+        return self._files.remove_stale_temps(float(older_than))
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, sorted: ``FileDirDict(**d.get_params())`` opens the same folder."""
@@ -109,6 +145,72 @@ class FileDirDict(StoreDict[ValueType]):
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._files.exists(self._target(key).loc)
+
+    # ------------------------------------------------------------ writes
+    # The backend knows locations only: its refusals are told again with the key.
+
+    def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        try:
+            super()._set(key, value)
+        except (FileNameTooLongError, PathCollisionError) as e:
+            self._refuse(key, e)
+
+    def _set_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]:
+        try:
+            return super()._set_item_if(key, value, expected_etag, condition, retrieve)
+        except (FileNameTooLongError, PathCollisionError) as e:
+            self._refuse(key, e)
+
+    def _setdefault_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        default_value: Any,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[ValueType]:
+        try:
+            return super()._setdefault_if(key, default_value, expected_etag, condition, retrieve)
+        except (FileNameTooLongError, PathCollisionError) as e:
+            self._refuse(key, e)
+
+    def _transform_item(
+        self, key: NonEmptySafeStrTuple, transformer: TransformingFunction, max_attempts: int | None
+    ) -> OperationResult[ValueType]:
+        try:
+            return super()._transform_item(key, transformer, max_attempts)
+        except (FileNameTooLongError, PathCollisionError) as e:
+            self._refuse(key, e)
+
+    def _refuse(self, key: NonEmptySafeStrTuple, e: FileNameTooLongError | PathCollisionError) -> NoReturn:
+        """Raise the backend's refusal of ``key`` again, naming the key."""
+        if isinstance(e, PathCollisionError):
+            raise PathCollisionError(e.message, backend=e.backend, operation=e.operation, key=key) from None
+        if e.index is not None:
+            component = key[e.index]
+            overhead = e.size - len(os.fsencode(component))
+            problem = (
+                f"its component {component!r} ({len(component)} characters) would be the "
+                f"{'file' if e.index == len(key) - 1 else 'folder'} name {e.name!r} of {e.size} bytes, "
+                f"over the limit of {e.limit} bytes per name (NAME_MAX) of this filesystem; "
+                f"here that component may have at most {e.limit - overhead} characters"
+            )
+        else:
+            problem = str(e)
+        raise FileNameTooLongError(
+            f"Key {key!r} cannot be stored in {self.base_dir!r}: {problem}. Nothing was written.",
+            name=e.name,
+            size=e.size,
+            limit=e.limit,
+            index=e.index,
+        ) from None
 
     # ------------------------------------------------------------ listing
     # One pass of os.scandir; folder names are decoded once per folder, file

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from persidict.backends.files import PathCollisionError
 from persidict.errors import CorruptValueError
 from persidict.file_dir_dict import FileDirDict
 
@@ -28,17 +29,18 @@ def d(tmp_path: pathlib.Path) -> FileDirDict[Any]:
     return FileDirDict(base_dir=tmp_path, durable=False)
 
 
-def test_a_folder_where_the_file_should_be_is_an_error_not_a_missing_key(
+def test_a_folder_where_the_file_should_be_is_no_item_and_no_place_to_write(
     d: FileDirDict[Any], tmp_path: pathlib.Path
 ) -> None:
     (tmp_path / f"{suffixed('k')}.pkl").mkdir()
-    with pytest.raises(IsADirectoryError):
+    assert "k" not in d and d.get("k") is None and list(d) == []
+    with pytest.raises(KeyError):
         d["k"]
-    with pytest.raises(IsADirectoryError):
-        d.get("k")
-    with pytest.raises(OSError) as info:
+    with pytest.raises(PathCollisionError, match="a folder stands there") as info:
         d["k"] = 1
-    assert not isinstance(info.value, KeyError)
+    assert not isinstance(info.value, KeyError | OSError)
+    assert info.value.key == ("k",)
+    assert (tmp_path / f"{suffixed('k')}.pkl").is_dir()
 
 
 def test_permission_errors_surface_as_themselves(

@@ -125,6 +125,11 @@ def _crash_loop(tmp_path: pathlib.Path, kills: int, durable: bool) -> None:
     assert sorted(d.keys()) == sorted([(f"k{k}",) for k in range(_N_CRASH_KEYS)] + [("after",)])
     for k in d:
         _check_value(d[k])
+    # Maintenance removes whatever temporary files the killed writers left, and no item.
+    left = len(list(tmp_path.rglob("*.tmp#")))
+    assert d.remove_stale_temp_files(older_than=0) == left
+    assert not list(tmp_path.rglob("*.tmp#"))
+    assert len(d) == _N_CRASH_KEYS + 1
 
 
 def test_sigkill_never_leaves_a_torn_value_quick(tmp_path: pathlib.Path) -> None:

@@ -46,6 +46,9 @@ class _Entry:
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         return self._is_dir
 
+    def is_symlink(self) -> bool:
+        return False
+
     def stat(self, *, follow_symlinks: bool = True) -> _Stat:
         return _Stat(self._i)
 

@@ -18,6 +18,18 @@ create-if-absent stays atomic on the local disk through ``link()``.
 ETags are ``"<mtime_ns>:<size>:<inode>"``. Every write stamps its file with
 ``time.time_ns()`` before the rename, so ETags differ even when the kernel's
 file clock is coarse and an inode number is reused.
+
+Folders are created on demand and removed when a delete leaves them empty, so
+a write creating folders races with deletes pruning them: folder creation
+retries (boundedly) until the temporary file stands in its folder, which from
+then on keeps the folder alive. With ``durable``, the parent of every folder a
+write creates is fsynced too.
+
+A location is refused on write (FileNameTooLongError, a ValueError, before
+anything is written) when one of its names is longer than the folder's
+NAME_MAX or its path longer than PATH_MAX; reads and deletes find nothing
+there. A directory is never an item: reads find nothing at a location held by
+a folder, and a write into it, or under a file, raises PathCollisionError.
 """
 
 from __future__ import annotations
@@ -26,13 +38,16 @@ import contextlib
 import errno
 import fcntl
 import itertools
+import math
 import os
 import secrets
 import socket
+import stat as stat_module
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..errors import BackendError
 from ..keys import replace_unsafe_chars
 from .base import (
     Capabilities,
@@ -47,17 +62,60 @@ from .base import (
 )
 
 _PATH_CACHE_LIMIT = 100_000
-_NAME_MAX = 255
+_NAME_MAX = 255  # when the filesystem does not say (os.pathconf)
+_PATH_MAX = 4096
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 # Ends in a character no extension can contain, so a temporary file never
 # looks like an item, whatever the serialization format (even "tmp").
 _TMP_SUFFIX = ".tmp#"
-# Room left for the item's name in a temporary name: "." + name + tail <= 255
-# (the tail: host <= 40, pid <= 10, token 8, counter <= 16, dots and suffix).
-_TMP_NAME_ROOM = _NAME_MAX - 1 - (1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX))
+# The longest tail of a temporary name: host <= 40, pid <= 10, token 8,
+# counter <= 16, dots and suffix. "." + name[:room] + tail fits in NAME_MAX.
+_TMP_TAIL_MAX = 1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX)
 _LOCK_UNSUPPORTED = frozenset({errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
+# Errors of a lookup that mean "nothing is stored there": no such file, a
+# file where a folder of the path should be, a name or path too long to exist.
+_ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+# A write creating folders retries this often while concurrent deletes prune them.
+_FOLDER_ATTEMPTS = 100
+_S_ISDIR = stat_module.S_ISDIR
+_DIGEST_ADVICE = (
+    "With digest_len=0 a key's folder can take the name of another key's file "
+    "(key 'a' is the file 'a.pkl', key ('a.pkl', 'x') needs a folder 'a.pkl'); "
+    "open the dict with digest_len > 0 to keep them apart"
+)
+
+
+class FileNameTooLongError(ValueError):
+    """A location with a name longer than the filesystem's NAME_MAX, or a path over PATH_MAX.
+
+    ``index`` is the position of the offending name in the location (None when
+    it is a part of the backend's base folder, or when the whole path is too
+    long); ``name`` that name (or the path), ``size`` its length in bytes and
+    ``limit`` the filesystem's limit.
+    """
+
+    def __init__(self, message: str, *, name: str, size: int, limit: int, index: int | None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.size = size
+        self.limit = limit
+        self.index = index
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (_rebuild_too_long, (type(self), str(self), self.name, self.size, self.limit, self.index))
+
+
+def _rebuild_too_long(
+    cls: type[FileNameTooLongError], message: str, name: str, size: int, limit: int, index: int | None
+) -> FileNameTooLongError:
+    """Unpickle a FileNameTooLongError (its constructor takes keyword arguments)."""
+    return cls(message, name=name, size=size, limit=limit, index=index)
+
+
+class PathCollisionError(BackendError):
+    """A write whose file path is held by a folder, or whose folder path by a file; nothing changed."""
 
 
 class _TempNamer:
@@ -75,9 +133,16 @@ class _TempNamer:
         self.counter = itertools.count()
 
     @staticmethod
-    def prefix(final_name: str) -> str:
-        """The start of the names of temporary files for ``final_name`` (hidden, bounded)."""
-        return "." + final_name[:_TMP_NAME_ROOM]
+    def prefix(final_name: str, name_max: int = _NAME_MAX) -> str:
+        """The start of the names of temporary files for ``final_name`` (hidden, bounded).
+
+        "." + the result's tail + ``tail()`` is at most ``name_max`` bytes.
+        """
+        room = max(0, name_max - 1 - _TMP_TAIL_MAX)
+        head = final_name[:room]
+        while len(os.fsencode(head)) > room:
+            head = head[:-1]
+        return "." + head
 
     def tail(self) -> str:
         """The unique end of a temporary file name."""
@@ -102,9 +167,10 @@ def _etag(st: os.stat_result) -> str:
 class FileBackend:
     """Bytes in files under ``base_dir``; locations are relative path parts.
 
-    ``durable``: fsync every written file and its folder. ``use_locks``: make
-    preconditions atomic across threads and processes with ``flock`` on the
-    item's folder (turn off for synced folders that do not carry locks).
+    ``durable``: fsync every written file and its folder (and the parents of
+    the folders a write creates). ``use_locks``: make preconditions atomic
+    across threads and processes with ``flock`` on the item's folder (turn
+    off for synced folders that do not carry locks).
     """
 
     def __init__(self, base_dir: str, *, durable: bool = True, use_locks: bool = True) -> None:
@@ -114,6 +180,7 @@ class FileBackend:
         self.capabilities = Capabilities(atomic_preconditions=use_locks)
         self._paths: dict[Location, str] = {}
         self._splits: dict[Location, tuple[str, str, str]] = {}
+        self._limits: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"FileBackend({self.base_dir!r}, durable={self.durable}, use_locks={self.use_locks})"
@@ -122,6 +189,7 @@ class FileBackend:
         state = dict(self.__dict__)
         state["_paths"] = {}
         state["_splits"] = {}
+        state["_limits"] = None
         return state
 
     def describe(self) -> str:
@@ -140,19 +208,71 @@ class FileBackend:
             self._paths[loc] = p
         return p
 
+    def limits(self) -> tuple[int, int]:
+        """(NAME_MAX, PATH_MAX) of the filesystem of base_dir (255 and 4096 when it does not say)."""
+        if self._limits is None:
+            self._limits = _fs_limits(self.base_dir)
+        return self._limits
+
     def _split(self, loc: Location) -> tuple[str, str, str]:
-        """(path, folder, temporary-file prefix) of ``loc``, cached for writes."""
+        """(path, folder, temporary-file prefix) of ``loc``, cached for writes.
+
+        Raises FileNameTooLongError when ``loc`` cannot be stored here.
+        """
         sp = self._splits.get(loc)
         if sp is None:
             path = self.path(loc)
             folder, name = os.path.split(path)
-            sp = (path, folder, os.path.join(folder, _NAMER.prefix(name)))
+            name_max, path_max = self.limits()
+            tmp_prefix = os.path.join(folder, _NAMER.prefix(name, name_max))
+            self._check_lengths(loc, path, tmp_prefix, name_max, path_max)
+            sp = (path, folder, tmp_prefix)
             if len(self._splits) >= _PATH_CACHE_LIMIT:
                 self._splits.clear()
             self._splits[loc] = sp
         return sp
 
+    def _check_lengths(self, loc: Location, path: str, tmp_prefix: str, name_max: int, path_max: int) -> None:
+        """Raise FileNameTooLongError unless every name and the path fit the filesystem's limits."""
+        last = len(loc) - 1
+        for i, part in enumerate(loc):
+            size = len(os.fsencode(part))
+            if size > name_max:
+                what = "file" if i == last else "folder"
+                raise FileNameTooLongError(
+                    f"the {what} name {part!r} is {size} bytes long, over the limit of {name_max} bytes "
+                    f"per name (NAME_MAX) of the filesystem of {self.base_dir!r}",
+                    name=part,
+                    size=size,
+                    limit=name_max,
+                    index=i,
+                )
+        for part in self.base_dir.split(os.sep):
+            size = len(os.fsencode(part))
+            if size > name_max:
+                raise FileNameTooLongError(
+                    f"the folder name {part!r} in {self.base_dir!r} is {size} bytes long, over the limit "
+                    f"of {name_max} bytes per name (NAME_MAX) of its filesystem",
+                    name=part,
+                    size=size,
+                    limit=name_max,
+                    index=None,
+                )
+        size = max(len(os.fsencode(path)), len(os.fsencode(tmp_prefix)) + _TMP_TAIL_MAX)
+        if size >= path_max:
+            raise FileNameTooLongError(
+                f"the path {path!r} would be up to {size} bytes long (with its temporary file), over the "
+                f"limit of {path_max - 1} bytes per path (PATH_MAX {path_max}, with the final NUL)",
+                name=path,
+                size=size,
+                limit=path_max,
+                index=None,
+            )
+
     # ------------------------------------------------------------ reads
+    # A folder is never an item, and a lookup that cannot find anything (no
+    # such file, a file where a folder should be, a name too long to exist)
+    # answers "absent".
 
     def stat(self, loc: Location) -> Stat | None:
         """Metadata at ``loc``, or None when no file is there."""
@@ -160,15 +280,24 @@ class FileBackend:
             st = os.stat(self.path(loc))
         except FileNotFoundError:
             return None
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return None
+            raise
+        if _S_ISDIR(st.st_mode):
+            return None
         return stat_of(st)
 
     def exists(self, loc: Location) -> bool:
         """Whether a file is at ``loc`` (``stat`` without building a Stat)."""
         try:
-            os.stat(self.path(loc))
+            return not _S_ISDIR(os.stat(self.path(loc)).st_mode)
         except FileNotFoundError:
             return False
-        return True
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return False
+            raise
 
     def read_bytes(self, loc: Location) -> bytes | None:
         """The bytes at ``loc`` (None when absent), without their stat: ``d[key]``'s fast path."""
@@ -176,29 +305,43 @@ class FileBackend:
             fd = os.open(self.path(loc), _O_READ)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return None
+            raise
         try:
             # Sized by fstat: one exact allocation (guessing a buffer size and
             # growing it costs far more than the fstat on big values).
-            return _read_exactly(fd, os.fstat(fd).st_size)
+            data = _read_exactly(fd, os.fstat(fd).st_size)
+            if not data and _S_ISDIR(os.fstat(fd).st_mode):
+                return None
+        except IsADirectoryError:
+            return None
         finally:
             os.close(fd)
+        return data
 
     def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
         """Bytes and their stat (of the same open file); None when absent."""
         path = self.path(loc)
         if if_none_match is not None:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
+            found = _lookup(path)
+            if found is None or _S_ISDIR(found.st_mode):
                 return None
-            if _etag(st) == if_none_match:
-                return NotModified(stat_of(st))
+            if _etag(found) == if_none_match:
+                return NotModified(stat_of(found))
         try:
             fd = os.open(path, _O_READ)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return None
+            raise
         try:
             st = os.fstat(fd)
+            if _S_ISDIR(st.st_mode):
+                return None
             data = _read_exactly(fd, st.st_size)
         finally:
             os.close(fd)
@@ -236,17 +379,28 @@ class FileBackend:
     # ------------------------------------------------------------ writes
 
     def _make_temp(self, folder: str, tmp_prefix: str, data: bytes) -> tuple[str, os.stat_result]:
-        """Write ``data`` to a new temporary file in ``folder``; return its path and stat."""
-        while True:
+        """Write ``data`` to a new temporary file in ``folder``; return its path and stat.
+
+        Concurrent deletes remove empty folders (``_prune``) at any moment, so
+        the folder may vanish before the temporary file is in it: then it is
+        made again, a bounded number of times. Once the temporary file stands
+        in it, the folder is pinned: a non-empty folder is never removed.
+        """
+        for _ in range(_FOLDER_ATTEMPTS):
             tmp = tmp_prefix + _NAMER.tail()
             try:
                 fd = os.open(tmp, _O_TMP, 0o666)
             except FileNotFoundError:
-                os.makedirs(folder, exist_ok=True)
+                self._make_folders(folder)
                 continue
             except FileExistsError:
                 continue
+            except NotADirectoryError:
+                self._raise_if_blocked(folder)
+                continue
             break
+        else:
+            raise _kept_vanishing(folder)
         try:
             n = os.write(fd, data)
             if n < len(data):  # a short write (huge values): write on
@@ -265,6 +419,34 @@ class FileBackend:
         os.close(fd)
         return tmp, st
 
+    def _make_folders(self, folder: str) -> None:
+        """Create ``folder`` and its missing parents (PathCollisionError if a file is in the way)."""
+        blocker = make_folders(folder, durable=self.durable)
+        if blocker is not None:
+            raise self._file_in_the_way(blocker, folder)
+
+    def _raise_if_blocked(self, folder: str) -> None:
+        """Raise PathCollisionError if a file stands where ``folder`` or one of its parents should."""
+        blocker = _non_folder_on(folder)
+        if blocker is not None:
+            raise self._file_in_the_way(blocker, folder)
+
+    def _file_in_the_way(self, blocker: str, folder: str) -> PathCollisionError:
+        return PathCollisionError(
+            f"Cannot store an item in the folder {folder!r}: {blocker!r} is a file (another key's item, "
+            f"or a foreign file), not a folder; nothing was changed. {_DIGEST_ADVICE}",
+            backend=self.describe(),
+            operation="write",
+        )
+
+    def _folder_in_the_way(self, path: str) -> PathCollisionError:
+        return PathCollisionError(
+            f"Cannot store an item as the file {path!r}: a folder stands there (the folder of other keys, "
+            f"or a foreign one); nothing was changed. {_DIGEST_ADVICE}",
+            backend=self.describe(),
+            operation="write",
+        )
+
     def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
         """Store ``data`` at ``loc`` atomically; PreconditionFailed changes nothing."""
         path, folder, tmp_prefix = self._split(loc)
@@ -276,7 +458,7 @@ class FileBackend:
                 dfd = self._lock_dir(folder, pinned=True)
                 try:
                     if precondition is not None:
-                        _check(loc, path, precondition)
+                        self._check(loc, path, precondition)
                     os.replace(tmp, path)
                     if self.durable:
                         fcntl.flock(dfd, fcntl.LOCK_UN)
@@ -288,13 +470,20 @@ class FileBackend:
                 self._link_if_absent(loc, tmp, path)
             else:
                 if precondition is not None:
-                    _check(loc, path, precondition)
+                    self._check(loc, path, precondition)
                 os.replace(tmp, path)
+        except OSError as e:
+            _unlink_quietly(tmp)
+            if isinstance(e, IsADirectoryError) or (
+                e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM) and os.path.isdir(path)
+            ):
+                raise self._folder_in_the_way(path) from None
+            raise
         except BaseException:
             _unlink_quietly(tmp)
             raise
         if self.durable:
-            _fsync_dir(folder)
+            _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
         return stat_of(st)
 
     def _link_if_absent(self, loc: Location, tmp: str, path: str) -> None:
@@ -302,35 +491,64 @@ class FileBackend:
         try:
             os.link(tmp, path)
         except FileExistsError:
+            if os.path.isdir(path):
+                raise self._folder_in_the_way(path) from None
             raise PreconditionFailed(loc, IfAbsent()) from None
         except OSError as e:
             if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                 raise
-            _check(loc, path, IfAbsent())  # no hard links here: check-then-act
+            self._check(loc, path, IfAbsent())  # no hard links here: check-then-act
             os.replace(tmp, path)
             return
         os.unlink(tmp)
 
+    def _check(self, loc: Location, path: str, precondition: Precondition) -> None:
+        """Raise PreconditionFailed unless ``precondition`` holds for the file at ``path``.
+
+        A folder at ``path`` is no item: an IfMatch fails on it, and an IfAbsent
+        write raises PathCollisionError (it could never succeed).
+        """
+        st = _lookup(path)
+        if st is not None and _S_ISDIR(st.st_mode):
+            if isinstance(precondition, IfAbsent):
+                raise self._folder_in_the_way(path)
+            st = None
+        if isinstance(precondition, IfAbsent):
+            ok = st is None
+        else:
+            assert isinstance(precondition, IfMatch)
+            ok = st is not None and _etag(st) == precondition.etag
+        if not ok:
+            raise PreconditionFailed(loc, precondition)
+
     # ------------------------------------------------------------ deletes
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
-        """Remove ``loc``; then remove the folders this left empty (below base_dir)."""
+        """Remove ``loc``; then remove the folders this left empty (below base_dir).
+
+        Nothing to delete (no file, a folder, a name too long to exist) is False,
+        or PreconditionFailed for an IfMatch.
+        """
         path = self.path(loc)
         folder = os.path.dirname(path)
         dfd = -1
         if self.use_locks:
             try:
                 dfd = self._lock_dir(folder)
-            except (FileNotFoundError, NotADirectoryError):
+            except OSError as e:
+                if e.errno not in _ABSENT_ERRNOS:
+                    raise
                 if isinstance(precondition, IfMatch):
                     raise PreconditionFailed(loc, precondition) from None
                 return False
         try:
             if precondition is not None:
-                _check(loc, path, precondition)
+                self._check(loc, path, precondition)
             try:
                 os.unlink(path)
-            except FileNotFoundError:
+            except OSError as e:
+                if not _nothing_to_unlink(e, path):
+                    raise
                 if isinstance(precondition, IfMatch):  # only without locks
                     raise PreconditionFailed(loc, precondition) from None
                 return False
@@ -339,7 +557,7 @@ class FileBackend:
                     fcntl.flock(dfd, fcntl.LOCK_UN)
                     os.fsync(dfd)
                 else:
-                    _fsync_dir(folder)
+                    _fsync_dir(folder, missing_ok=True)  # gone only if pruned by another delete
         finally:
             if dfd >= 0:
                 os.close(dfd)
@@ -364,6 +582,38 @@ class FileBackend:
             n += self.delete(loc)
         return n
 
+    # ------------------------------------------------------------ maintenance
+
+    def remove_stale_temps(self, older_than: float) -> int:
+        """Delete temporary files last modified over ``older_than`` seconds ago; return how many.
+
+        Only files named like this backend's temporary files (a leading "."
+        and the ".tmp#" suffix) under base_dir are touched; folders left
+        empty are removed. A live writer's temporary file is younger than the
+        time its write takes: do not pass 0 while other writers may run.
+        """
+        if math.isinf(older_than):
+            return 0
+        cutoff = time.time_ns() - int(older_than * 1e9)
+        removed = 0
+        emptied: set[str] = set()
+        for parts, entry in self.walk(()):
+            name = entry.name
+            if not (name.endswith(_TMP_SUFFIX) and name.startswith(".")):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime_ns > cutoff:
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # renamed into place or removed meanwhile
+            removed += 1
+            if parts:
+                emptied.add(os.path.dirname(entry.path))
+        for folder in sorted(emptied, key=len, reverse=True):
+            self._prune(folder)
+        return removed
+
     # ------------------------------------------------------------ listing
 
     def walk(self, prefix: Location) -> Iterator[tuple[Location, os.DirEntry[str]]]:
@@ -371,20 +621,27 @@ class FileBackend:
 
         The folder parts are relative to ``prefix`` and the same tuple object
         for all files of one folder. Memory stays constant but for one open
-        directory per level; folders that vanish meanwhile are skipped.
+        directory per level; folders that vanish meanwhile are skipped, and
+        symbolic links to folders are neither walked nor listed.
         """
         top = os.path.join(self.base_dir, *prefix)
         try:
             it = os.scandir(top)
-        except (FileNotFoundError, NotADirectoryError):
-            return
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return
+            raise
         stack: list[tuple[Location, os._ScandirIterator[str]]] = [((), it)]
         try:
             while stack:
                 parts, entries = stack[-1]
                 for entry in entries:
                     try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
+                        # Follows links (a stat only for links): a linked
+                        # folder is no item.
+                        is_dir = entry.is_dir()
+                        if is_dir and entry.is_symlink():
+                            continue
                     except OSError:
                         continue
                     if is_dir:
@@ -417,19 +674,118 @@ class FileBackend:
             yield (*parts, entry.name), stat_of(st)
 
 
-def _check(loc: Location, path: str, precondition: Precondition) -> None:
-    """Raise PreconditionFailed unless ``precondition`` holds for the file at ``path``."""
+def make_folders(folder: str, *, durable: bool) -> str | None:
+    """Create ``folder`` and its missing parents; return the path of a file in the way, if any.
+
+    Concurrent deletes remove empty folders at any moment, even one this call
+    has just made: each step is retried, a bounded number of times. With
+    ``durable``, the parent of every folder made is fsynced, so that the new
+    folders (and what is then written in them) survive a power loss.
+    """
+    created: list[str] = []
     try:
-        st: os.stat_result | None = os.stat(path)
+        for _ in range(_FOLDER_ATTEMPTS):
+            try:
+                if _make_folders_once(folder, created):
+                    return None
+            except NotADirectoryError:
+                blocker = _non_folder_on(folder)
+                if blocker is not None:
+                    return blocker
+        raise _kept_vanishing(folder)
+    finally:
+        if durable and created:
+            for parent in dict.fromkeys(os.path.dirname(c) for c in created):
+                _fsync_dir(parent, missing_ok=True)
+
+
+def _make_folders_once(folder: str, created: list[str]) -> bool:
+    """One attempt of make_folders: False when a parent vanished meanwhile (then try again)."""
+    missing: list[str] = []
+    p = folder
+    while True:
+        try:
+            os.mkdir(p)
+        except FileNotFoundError:
+            parent = os.path.dirname(p)
+            if parent == p:
+                raise
+            missing.append(p)
+            p = parent
+            continue
+        except FileExistsError:
+            pass  # made by someone else (or a file: the caller's open says so)
+        else:
+            created.append(p)
+        break
+    for q in reversed(missing):
+        try:
+            os.mkdir(q)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            return False  # its parent was pruned by a concurrent delete
+        created.append(q)
+    return True
+
+
+def _non_folder_on(folder: str) -> str | None:
+    """The nearest existing one of ``folder`` and its parents, if it is not a folder."""
+    p = folder
+    while True:
+        found = _lookup(p)
+        if found is not None:
+            return None if _S_ISDIR(found.st_mode) else p
+        parent = os.path.dirname(p)
+        if parent == p:
+            return None
+        p = parent
+
+
+def _kept_vanishing(folder: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        errno.ENOENT,
+        f"Cannot create a file in {folder!r}: the folder kept being removed (by concurrent deletes?) "
+        f"{_FOLDER_ATTEMPTS} times in a row",
+        folder,
+    )
+
+
+def _fs_limits(folder: str) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the filesystem of ``folder`` (or of its nearest existing parent)."""
+    p = folder
+    while True:
+        try:
+            name_max = os.pathconf(p, "PC_NAME_MAX")
+            path_max = os.pathconf(p, "PC_PATH_MAX")
+        except (FileNotFoundError, NotADirectoryError):
+            parent = os.path.dirname(p)
+            if parent == p:
+                return _NAME_MAX, _PATH_MAX
+            p = parent
+            continue
+        except (OSError, ValueError, AttributeError):
+            return _NAME_MAX, _PATH_MAX
+        return (name_max if name_max > 0 else _NAME_MAX, path_max if path_max > 0 else _PATH_MAX)
+
+
+def _lookup(path: str) -> os.stat_result | None:
+    """``os.stat(path)``, or None when nothing can be there (see _ABSENT_ERRNOS)."""
+    try:
+        return os.stat(path)
     except FileNotFoundError:
-        st = None
-    if isinstance(precondition, IfAbsent):
-        ok = st is None
-    else:
-        assert isinstance(precondition, IfMatch)
-        ok = st is not None and _etag(st) == precondition.etag
-    if not ok:
-        raise PreconditionFailed(loc, precondition)
+        return None
+    except OSError as e:
+        if e.errno in _ABSENT_ERRNOS:
+            return None
+        raise
+
+
+def _nothing_to_unlink(e: OSError, path: str) -> bool:
+    """Whether ``unlink(path)`` failed because no file is there (nothing, or a folder)."""
+    if e.errno in _ABSENT_ERRNOS or isinstance(e, IsADirectoryError):
+        return True
+    return e.errno == errno.EPERM and os.path.isdir(path)  # unlink of a folder on BSD/macOS
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -448,8 +804,13 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, _O_DIR)
+def _fsync_dir(folder: str, *, missing_ok: bool = False) -> None:
+    try:
+        fd = os.open(folder, _O_DIR)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
     try:
         os.fsync(fd)
     finally:
