@@ -72,6 +72,8 @@ _LAZY: dict[str, str] = {
     "AppendOnlyDictCached": "wrappers.cached",
     "OverlappingMultiDict": "wrappers.overlapping",
     "ExpiringDict": "wrappers.expiring",
+    "FileNameTooLongError": "backends.files",
+    "PathCollisionError": "backends.files",
 }
 
 
@@ -87,6 +89,7 @@ def __getattr__(name: str) -> _Any:
 
 
 if _TYPE_CHECKING:
+    from .backends.files import FileNameTooLongError, PathCollisionError
     from .file_dir_dict import FileDirDict
     from .lmdb_dict import LmdbDict
     from .s3_dict import BasicS3Dict, S3Dict, S3Dict_FileDirCached
@@ -131,6 +134,7 @@ __all__ = [
     "EmptyDict",
     "ExpiringDict",
     "FileDirDict",
+    "FileNameTooLongError",
     "IfETagChangedRetrieveFlag",
     "ItemNotAvailableFlag",
     "JsonCodec",
@@ -146,6 +150,7 @@ __all__ = [
     "NonEmptySafeStrTuple",
     "OperationResult",
     "OverlappingMultiDict",
+    "PathCollisionError",
     "PersiDict",
     "PersiDictKey",
     "PickleCodec",

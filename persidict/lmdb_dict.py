@@ -251,11 +251,11 @@ class LmdbDict(StoreDict[ValueType]):
         try:
             value: ValueType = coder.codec.decode(data)
         except Exception:
-            value = coder.decode(key, data, lambda: f"{self._lmdb.describe()}:{'/'.join(loc)}")
+            value = coder.decode(key, data, lambda: self._lmdb.where(loc))
         else:
             base = coder.base_class_for_values
             if base is not None and not isinstance(value, base):
-                coder.decode(key, data, lambda: f"{self._lmdb.describe()}:{'/'.join(loc)}")
+                coder.decode(key, data, lambda: self._lmdb.where(loc))
         return value
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:

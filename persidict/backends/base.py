@@ -128,3 +128,7 @@ class Backend(Protocol):
     def describe(self) -> str:
         """A short human-readable description, for errors and repr."""
         ...
+
+    def where(self, loc: Location) -> str:
+        """The path or URL of ``loc`` in this store, for error messages."""
+        ...

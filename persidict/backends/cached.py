@@ -72,6 +72,10 @@ class CachedBackend:
         """The remote, and where it is cached."""
         return f"{self.remote.describe()} (cached in {self.local.describe()})"
 
+    def where(self, loc: Location) -> str:
+        """The remote object (the truth), and its cached copy."""
+        return f"{self.remote.where(loc)} (cached in {self.local.where(loc)})"
+
     def __repr__(self) -> str:
         return f"CachedBackend({self.describe()!r})"
 

@@ -196,6 +196,10 @@ class FileBackend:
         """The base folder."""
         return self.base_dir
 
+    def where(self, loc: Location) -> str:
+        """The file's path."""
+        return self.path(loc)
+
     # ------------------------------------------------------------ paths
 
     def path(self, loc: Location) -> str:

@@ -128,6 +128,10 @@ class LmdbBackend:
         """``lmdb:<path>``."""
         return self._h.describe()
 
+    def where(self, loc: Location) -> str:
+        """``lmdb:<path>/<location>``."""
+        return f"{self.describe()}/{'/'.join(loc)}"
+
     def __repr__(self) -> str:
         return f"LmdbBackend({self._h.path!r})"
 

@@ -58,6 +58,10 @@ class MemoryBackend:
         """Identify the store."""
         return f"memory@{id(self):x}"
 
+    def where(self, loc: Location) -> str:
+        """``memory@<id>/<location>``."""
+        return f"{self.describe()}/{'/'.join(loc)}"
+
     def __repr__(self) -> str:
         return f"MemoryBackend({len(self._items)} objects)"
 

@@ -24,6 +24,10 @@ class NullBackend:
         """Identify the store."""
         return "null"
 
+    def where(self, loc: Location) -> str:
+        """``null/<location>``."""
+        return "null/" + "/".join(loc)
+
     def stat(self, loc: Location) -> Stat | None:
         """Always absent."""
         return None

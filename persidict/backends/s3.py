@@ -217,6 +217,10 @@ class S3Backend:
     def __repr__(self) -> str:
         return f"S3Backend({self.describe()!r})"
 
+    def where(self, loc: Location) -> str:
+        """``s3://<bucket>/<object key> at <endpoint>``."""
+        return f"s3://{self.bucket}/{self.key(loc)} at {self.client.meta.endpoint_url}"
+
     def key(self, loc: Location) -> str:
         """The object key of a location."""
         return self.prefix + "/".join(loc)

@@ -34,25 +34,8 @@ MAX_CONDITIONAL_ATTEMPTS = 1000
 
 
 def where(backend: Backend, loc: tuple[str, ...]) -> str:
-    """The path or URL of ``loc`` in ``backend``, for error messages.
-
-    ``describe()`` is the base folder of a FileBackend (the result is the
-    file's path), ``memory@<id>`` or ``lmdb:<path>`` elsewhere. An S3 backend
-    describes itself as ``s3://<bucket>/<prefix> at <endpoint>`` and a cached
-    one as ``<remote> (cached in <local>)``: for those the object's URL is
-    built from their parts.
-    """
-    rel = "/".join(loc)
-    remote = getattr(backend, "remote", None)
-    local = getattr(backend, "local", None)
-    if remote is not None and local is not None:  # CachedBackend: the remote holds the truth
-        return f"{where(remote, loc)} (cached in {local.describe()})"
-    bucket = getattr(backend, "bucket", None)
-    object_key = getattr(backend, "key", None)
-    if isinstance(bucket, str) and callable(object_key):  # S3Backend
-        _, at, endpoint = backend.describe().partition(" at ")
-        return f"s3://{bucket}/{object_key(loc)}{at}{endpoint}"
-    return f"{backend.describe().rstrip('/')}/{rel}"
+    """The path or URL of ``loc`` in ``backend``, for error messages."""
+    return backend.where(loc)
 
 
 def _where(backend: Backend, target: Target) -> str:
