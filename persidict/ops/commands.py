@@ -98,7 +98,3 @@ class TransformItem:
     transformer: TransformingFunction
     max_attempts: int | None
     append_only: bool = False
-
-
-Command = GetItem | SetItem | DiscardItem | GetItemIf | SetItemIf | SetDefaultIf | DiscardIf | TransformItem
-"""Any command the interpreter runs."""

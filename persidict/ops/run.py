@@ -17,7 +17,6 @@ from ..flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, E
 from ..results import ConditionalOperationResult, OperationResult
 from . import decide as d
 from .commands import (
-    Command,
     DiscardIf,
     DiscardItem,
     GetItem,
@@ -203,16 +202,3 @@ def run_transform(backend: Backend, cmd: TransformItem) -> OperationResult[Any]:
             return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, mutated)
         return OperationResult(resulting, new_value, True)
     raise ConcurrencyConflictError(target.key, attempts)
-
-
-def run(backend: Backend, cmd: Command) -> Any:
-    """Run any command (the façade calls the specific runners directly)."""
-    if isinstance(cmd, GetItem):
-        return run_get(backend, cmd)
-    if isinstance(cmd, SetItem):
-        return run_set(backend, cmd)
-    if isinstance(cmd, DiscardItem):
-        return run_discard(backend, cmd)
-    if isinstance(cmd, TransformItem):
-        return run_transform(backend, cmd)
-    return run_conditional(backend, cmd)
