@@ -181,6 +181,7 @@ class FileBackend:
         self._paths: dict[Location, str] = {}
         self._splits: dict[Location, tuple[str, str, str]] = {}
         self._limits: tuple[int, int] | None = None
+        self._base_dir_fits = False
 
     def __repr__(self) -> str:
         return f"FileBackend({self.base_dir!r}, durable={self.durable}, use_locks={self.use_locks})"
@@ -240,7 +241,7 @@ class FileBackend:
         """Raise FileNameTooLongError unless every name and the path fit the filesystem's limits."""
         last = len(loc) - 1
         for i, part in enumerate(loc):
-            size = len(os.fsencode(part))
+            size = _byte_len(part)
             if size > name_max:
                 what = "file" if i == last else "folder"
                 raise FileNameTooLongError(
@@ -251,8 +252,8 @@ class FileBackend:
                     limit=name_max,
                     index=i,
                 )
-        for part in self.base_dir.split(os.sep):
-            size = len(os.fsencode(part))
+        for part in () if self._base_dir_fits else self.base_dir.split(os.sep):
+            size = _byte_len(part)
             if size > name_max:
                 raise FileNameTooLongError(
                     f"the folder name {part!r} in {self.base_dir!r} is {size} bytes long, over the limit "
@@ -262,7 +263,8 @@ class FileBackend:
                     limit=name_max,
                     index=None,
                 )
-        size = max(len(os.fsencode(path)), len(os.fsencode(tmp_prefix)) + _TMP_TAIL_MAX)
+        self._base_dir_fits = True  # checked once: the base folder's own names fit
+        size = max(_byte_len(path), _byte_len(tmp_prefix) + _TMP_TAIL_MAX)
         if size >= path_max:
             raise FileNameTooLongError(
                 f"the path {path!r} would be up to {size} bytes long (with its temporary file), over the "
@@ -753,6 +755,11 @@ def _kept_vanishing(folder: str) -> FileNotFoundError:
         f"{_FOLDER_ATTEMPTS} times in a row",
         folder,
     )
+
+
+def _byte_len(s: str) -> int:
+    """The length of ``s`` as a file name in bytes (key parts are ASCII: no encoding needed)."""
+    return len(s) if s.isascii() else len(os.fsencode(s))
 
 
 def _fs_limits(folder: str) -> tuple[int, int]:
