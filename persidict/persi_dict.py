@@ -28,7 +28,7 @@ from collections.abc import (
 )
 from typing import Any, Generic, Self, TypeVar, overload
 
-from .codecs import Codec
+from .codecs import Codec, TextCodec, codec_for
 from .errors import MutationPolicyError
 from .flags import (
     ALWAYS_RETRIEVE,
@@ -69,8 +69,8 @@ _MISSING: Any = object()
 
 
 def _is_text_format(fmt: object) -> bool:
-    """Whether ``fmt`` names a plain-text format (str values only)."""
-    return isinstance(fmt, str) and fmt not in ("pkl", "json")
+    """Whether ``fmt`` names a plain-text format (str values only), as ``codec_for`` decides."""
+    return isinstance(fmt, str) and isinstance(codec_for(fmt), TextCodec)
 
 
 def check_condition(condition: object) -> ETagConditionFlag:

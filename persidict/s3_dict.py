@@ -76,39 +76,6 @@ class BasicS3Dict(StoreDict[ValueType]):
         checksum: ChecksumMode | None = None,
         client_config: Config | None = None,
     ) -> None:
-        self._init_s3(
-            bucket_name=bucket_name,
-            region=region,
-            root_prefix=root_prefix,
-            serialization_format=serialization_format,
-            append_only=append_only,
-            base_class_for_values=base_class_for_values,
-            endpoint_url=endpoint_url,
-            profile_name=profile_name,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            checksum=checksum,
-            client_config=client_config,
-        )
-
-    def _init_s3(
-        self,
-        *,
-        bucket_name: str,
-        region: str | None,
-        root_prefix: str,
-        serialization_format: str | Codec,
-        append_only: bool,
-        base_class_for_values: type | None,
-        endpoint_url: str | None,
-        profile_name: str | None,
-        aws_access_key_id: str | None,
-        aws_secret_access_key: str | None,
-        aws_session_token: str | None,
-        checksum: ChecksumMode | None,
-        client_config: Config | None,
-    ) -> None:
         from .backends import s3
 
         if not isinstance(bucket_name, str) or not bucket_name:
@@ -223,7 +190,7 @@ class S3Dict(BasicS3Dict[ValueType]):
         if not isinstance(base_dir, str | os.PathLike):
             raise TypeError(f"base_dir must be a path, not {base_dir!r}")
         self._base_dir = os.path.abspath(os.fspath(base_dir))
-        self._init_s3(
+        super().__init__(
             bucket_name=bucket_name,
             region=region,
             root_prefix=root_prefix,

@@ -13,8 +13,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from .backends.base import IF_ABSENT, Backend, Location, PreconditionFailed
-from .codecs import Codec, ValueCoder, codec_for, format_name
+from .backends.base import Backend, Location
+from .codecs import Codec, TextCodec, ValueCoder, codec_for, format_name
 from .flags import (
     ETagConditionFlag,
     ETagIfExists,
@@ -33,10 +33,10 @@ from .ops.commands import (
     SetDefaultIf,
     SetItem,
     SetItemIf,
+    StatItem,
     Target,
     TransformItem,
 )
-from .ops.decide import refuse_overwrite
 from .persi_dict import PersiDict
 from .results import ConditionalOperationResult, OperationResult
 
@@ -73,7 +73,7 @@ class StoreDict(PersiDict[ValueType]):
         codec = codec_for(serialization_format)
         if (
             base_class_for_values is not None
-            and codec.__class__.__name__ == "TextCodec"
+            and isinstance(codec, TextCodec)
             and not issubclass(base_class_for_values, str)
         ):
             raise ValueError(
@@ -141,22 +141,16 @@ class StoreDict(PersiDict[ValueType]):
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         t = self._target(key)
         data = self._coder.encode(key, value)
-        if self._append_only:
-            try:
-                self._backend.write(t.loc, data, precondition=IF_ABSENT)
-            except PreconditionFailed:
-                raise refuse_overwrite(key) from None
-            return
-        interpreter.run_set(self._backend, SetItem(t, data))
+        interpreter.run_set(self._backend, SetItem(t, data, self._append_only))
 
     def _discard(self, key: NonEmptySafeStrTuple) -> bool:
         return interpreter.run_discard(self._backend, DiscardItem(self._target(key)))
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
-        return self._backend.stat(self._target(key).loc) is not None
+        return interpreter.run_stat(self._backend, StatItem(self._target(key))) is not None
 
     def _timestamp(self, key: NonEmptySafeStrTuple) -> float:
-        stat = self._backend.stat(self._target(key).loc)
+        stat = interpreter.run_stat(self._backend, StatItem(self._target(key)))
         if stat is None:
             raise KeyError(key)
         return stat.mtime

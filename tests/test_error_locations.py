@@ -17,7 +17,6 @@ from persidict import ANY_ETAG, ITEM_NOT_AVAILABLE, FileDirDict, LocalDict, Pers
 from persidict.backends.memory import MemoryBackend
 from persidict.backends.s3 import forget_clients
 from persidict.errors import CorruptValueError
-from persidict.ops.run import where
 from persidict.s3_dict import BasicS3Dict, S3Dict
 
 from .s3_helpers import FAKE_ENV, UNSET_ENV
@@ -108,6 +107,6 @@ def test_where_of_each_backend(tmp_path: Path) -> None:
 
     files = FileBackend(str(tmp_path))
     path = os.path.join(str(tmp_path), "a", "b.pkl")
-    assert where(files, ("a", "b.pkl")) == path == files.path(("a", "b.pkl"))
+    assert files.where(("a", "b.pkl")) == path == files.path(("a", "b.pkl"))
     mem = MemoryBackend()
-    assert where(mem, ("b.pkl",)) == f"memory@{id(mem):x}/b.pkl"
+    assert mem.where(("b.pkl",)) == f"memory@{id(mem):x}/b.pkl"

@@ -30,10 +30,18 @@ class GetItem:
 
 @attrs.frozen
 class SetItem:
-    """``d[key] = value`` with an already encoded value."""
+    """``d[key] = value`` with an already encoded value (create-only when append-only)."""
 
     target: Target
     data: bytes
+    append_only: bool = False
+
+
+@attrs.frozen
+class StatItem:
+    """The key's metadata (for ``in``, ``timestamp``), or None when absent."""
+
+    target: Target
 
 
 @attrs.frozen

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..backends.base import Backend, IfAbsent, NotModified, PreconditionFailed, Stat
+from ..backends.base import IF_ABSENT, Backend, IfAbsent, NotModified, PreconditionFailed, Stat
 from ..errors import ConcurrencyConflictError
 from ..flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ETagIfExists, ETagValue, Joker
 from ..results import ConditionalOperationResult, OperationResult
@@ -24,6 +24,7 @@ from .commands import (
     SetDefaultIf,
     SetItem,
     SetItemIf,
+    StatItem,
     Target,
     TransformItem,
 )
@@ -32,17 +33,8 @@ MAX_CONDITIONAL_ATTEMPTS = 1000
 """A conditional command re-decided this often under contention gives up."""
 
 
-def where(backend: Backend, loc: tuple[str, ...]) -> str:
-    """The path or URL of ``loc`` in ``backend``, for error messages."""
-    return backend.where(loc)
-
-
-def _where(backend: Backend, target: Target) -> str:
-    return where(backend, target.loc)
-
-
 def _decode(backend: Backend, target: Target, data: bytes) -> Any:
-    return target.coder.decode(target.key, data, lambda: _where(backend, target))
+    return target.coder.decode(target.key, data, lambda: backend.where(target.loc))
 
 
 def _etag(stat: Stat | None) -> ETagIfExists:
@@ -58,8 +50,18 @@ def run_get(backend: Backend, cmd: GetItem) -> Any:
 
 
 def run_set(backend: Backend, cmd: SetItem) -> Stat | None:
-    """``d[key] = value``: one unconditional write."""
-    return backend.write(cmd.target.loc, cmd.data)
+    """``d[key] = value``: one write (create-only in an append-only dict)."""
+    if not cmd.append_only:
+        return backend.write(cmd.target.loc, cmd.data)
+    try:
+        return backend.write(cmd.target.loc, cmd.data, precondition=IF_ABSENT)
+    except PreconditionFailed:
+        raise d.refuse_overwrite(cmd.target.key) from None
+
+
+def run_stat(backend: Backend, cmd: StatItem) -> Stat | None:
+    """The key's metadata: one stat."""
+    return backend.stat(cmd.target.loc)
 
 
 def run_discard(backend: Backend, cmd: DiscardItem) -> bool:
