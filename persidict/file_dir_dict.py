@@ -12,7 +12,7 @@ from .backends.base import Location
 from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
 from .codecs import Codec
 from .flags import ETagConditionFlag, ETagIfExists, RetrieveValueFlag, TransformingFunction, ValueType
-from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .keys import FileKey, Layout, NonEmptySafeStrTuple, SafeStrTuple
 from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
 
@@ -216,45 +216,57 @@ class FileDirDict(StoreDict[ValueType]):
     # One pass of os.scandir; folder names are decoded once per folder, file
     # names through the layout's bounded cache.
 
-    def _walk_keys(self) -> Iterator[tuple[NonEmptySafeStrTuple, os.DirEntry[str]]]:
+    def _walk_keys(self) -> Iterator[tuple[list[NonEmptySafeStrTuple], list[os.DirEntry[str]]]]:
+        """Stream (keys, their entries) in chunks, one chunk per batch of a folder's files."""
         layout = self._layout
-        decode = layout.decode_part
-        dot_ext = "." + layout.extension
-        cut = -len(dot_ext)
-        trusted = NonEmptySafeStrTuple._trusted
+        file_keys = layout.file_keys
         folder: Location | None = None
         prefix: tuple[str, ...] | None = ()
-        for parts, entry in self._files.walk(()):
-            name = entry.name
-            if not name.endswith(dot_ext):
-                continue
+        names: dict[str, FileKey] = {}
+        for parts, entries in self._files.walk(()):
             if parts is not folder:
                 folder = parts
-                decoded = [decode(p) for p in parts]
-                prefix = None if None in decoded else tuple(decoded)  # type: ignore[arg-type]
+                prefix, names = layout.folder(parts)
             if prefix is None:
                 continue
-            c = decode(name[:cut])
-            if c is not None:
-                yield trusted((*prefix, c)), entry
+            keys: list[NonEmptySafeStrTuple] = []
+            found: list[os.DirEntry[str]] = []
+            unknown: list[os.DirEntry[str]] = []
+            get = names.get
+            for entry in entries:
+                key = get(entry.name)
+                if key:
+                    keys.append(key)
+                    found.append(entry)
+                elif key is None:
+                    unknown.append(entry)
+            if unknown:  # names not decoded yet: all of them on a first listing
+                file_keys(prefix, names, [e.name for e in unknown])
+                for entry in unknown:
+                    key = names[entry.name]
+                    if key:
+                        keys.append(key)
+                        found.append(entry)
+            yield keys, found
 
     def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
-        for key, _ in self._walk_keys():
-            yield key
+        for keys, _ in self._walk_keys():
+            yield from keys
 
     def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
-        for key, entry in self._walk_keys():
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue  # deleted meanwhile
-            yield key, st.st_mtime_ns / 1e9
+        for keys, entries in self._walk_keys():
+            for key, entry in zip(keys, entries, strict=True):
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                yield key, st.st_mtime_ns / 1e9
 
     def __len__(self) -> int:
         """The number of stored items (temporary and foreign files are not counted)."""
         n = 0
-        for _ in self._walk_keys():
-            n += 1
+        for keys, _ in self._walk_keys():
+            n += len(keys)
         return n
 
     def _subdict(self, prefix: SafeStrTuple) -> FileDirDict[ValueType]:

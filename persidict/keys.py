@@ -13,9 +13,9 @@ import base64
 import hashlib
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any, SupportsIndex, TypeAlias, overload
+from typing import Any, Literal, SupportsIndex, TypeAlias, cast, overload
 
 SAFE_CHARS_SET: frozenset[str] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
 """Characters allowed in a key component."""
@@ -24,6 +24,7 @@ SAFE_STRING_MAX_LENGTH: int = 254
 """Every key component must be strictly shorter than this."""
 
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9()_\-~.=]{1,253}")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9()_\-~.=]+")
 
 
 def get_safe_chars() -> set[str]:
@@ -164,10 +165,14 @@ def _cached_key(key: str | tuple[Any, ...]) -> NonEmptySafeStrTuple:
 
 
 def to_key(key: object) -> NonEmptySafeStrTuple:
-    """Normalise a user key into a NonEmptySafeStrTuple (cached for str and tuple keys)."""
+    """Normalise a user key into a NonEmptySafeStrTuple (a valid str directly, tuples cached)."""
     t = type(key)
     if t is NonEmptySafeStrTuple:
         return key  # type: ignore[return-value,unused-ignore]
+    if t is str:
+        s = cast(str, key)
+        if _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != "..":
+            return tuple.__new__(NonEmptySafeStrTuple, (s,))
     if t is str or t is tuple:
         try:
             return _cached_key(key)  # type: ignore[arg-type,unused-ignore]
@@ -188,33 +193,48 @@ def to_prefix(prefix: object) -> SafeStrTuple:
 # ---------------------------------------------------------------- digests
 
 
+_md5: Callable[[bytes], Any]
+try:  # CPython's own md5 is about twice as fast as OpenSSL's on short names
+    import _md5 as _builtin_md5
+
+    _md5 = _builtin_md5.md5
+except ImportError:  # pragma: no cover - a build without it
+    _md5 = hashlib.md5
+
+
 def _digest_uncached(component: str) -> str:
     raw = hashlib.md5(component.encode("utf-8")).digest()
     return base64.b32encode(raw).decode("ascii").lower()
 
 
-_digest = lru_cache(maxsize=262144)(_digest_uncached)
-
 _B32_PAIRS = [a + b for a in "abcdefghijklmnopqrstuvwxyz234567" for b in "abcdefghijklmnopqrstuvwxyz234567"]
 
 
 def _digest_prefix(component: str, n: int) -> str:
-    """``_digest_uncached(component)[:n]``, fast for n <= 8 (one 5-byte base32 group)."""
-    if n > 8:
-        return _digest_uncached(component)[:n]
-    v = int.from_bytes(hashlib.md5(component.encode("utf-8")).digest()[:5], "big")
+    """``_digest_uncached(component)[:n]``, computed from the first bytes of the md5 for n <= 8."""
+    d: bytes = _md5(component.encode("utf-8")).digest()
     pairs = _B32_PAIRS
+    if n <= 4:  # the default: 20 bits, two pairs of base32 characters
+        v = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4)
+        return (pairs[v >> 10] + pairs[v & 1023])[:n]
+    if n > 8:
+        return base64.b32encode(d).decode("ascii").lower()[:n]
+    v = int.from_bytes(d[:5], "big")
     return (pairs[v >> 30] + pairs[(v >> 20) & 1023] + pairs[(v >> 10) & 1023] + pairs[v & 1023])[:n]
 
 
 def _decode_component(encoded: str, digest_len: int) -> str | None:
     """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
+    if _SAFE_NAME.fullmatch(encoded) is None:
+        return None  # an unsafe character: no suffix can hold one
     n = digest_len
     if n and len(encoded) > n + 1 and encoded[-n - 1] == "_":
         head = encoded[: -n - 1]
         if _digest_prefix(head, n) == encoded[-n:]:
             encoded = head
-    return encoded if _component_problem(encoded) is None else None
+    if len(encoded) >= SAFE_STRING_MAX_LENGTH or encoded == "." or encoded == "..":
+        return None
+    return encoded
 
 
 def add_digest_suffix(component: str, digest_len: int) -> str:
@@ -225,15 +245,14 @@ def add_digest_suffix(component: str, digest_len: int) -> str:
     """
     if digest_len == 0 or has_digest_suffix(component, digest_len):
         return component
-    return component + "_" + _digest(component)[:digest_len]
+    return component + "_" + _digest_prefix(component, digest_len)
 
 
 def has_digest_suffix(component: str, digest_len: int) -> bool:
     """Whether ``component`` ends with ``_`` + the digest of what precedes it."""
-    if digest_len == 0 or len(component) <= digest_len + 1:
+    if digest_len == 0 or len(component) <= digest_len + 1 or component[-digest_len - 1] != "_":
         return False
-    head, sep, tail = component[: -digest_len - 1], component[-digest_len - 1], component[-digest_len:]
-    return sep == "_" and _digest(head)[:digest_len] == tail
+    return _digest_prefix(component[: -digest_len - 1], digest_len) == component[-digest_len:]
 
 
 def strip_digest_suffix(component: str, digest_len: int) -> str:
@@ -244,6 +263,9 @@ def strip_digest_suffix(component: str, digest_len: int) -> str:
 
 
 # ---------------------------------------------------------------- layout
+
+FileKey: TypeAlias = "NonEmptySafeStrTuple | Literal[False]"
+"""The key a file name holds, or False when it holds none."""
 
 _UNKNOWN: Any = object()
 
@@ -256,7 +278,7 @@ class Layout:
     ``"." + extension``. Locations are cached: they sit on every hot path.
     """
 
-    __slots__ = ("_cache", "_decoded", "_dot_ext", "digest_len", "extension")
+    __slots__ = ("_cache", "_decoded", "_dot_ext", "_file_count", "_folders", "digest_len", "extension")
 
     _CACHE_LIMIT = 100_000
     _DECODED_LIMIT = 65_536
@@ -268,6 +290,9 @@ class Layout:
         self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         # Encoded part (extension removed) -> key component, or None if not one.
         self._decoded: dict[str, str | None] = {}
+        # Folder parts -> (the key prefix they hold, or None; file name -> key, False if none).
+        self._folders: dict[tuple[str, ...], tuple[tuple[str, ...] | None, dict[str, FileKey]]] = {}
+        self._file_count = 0
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -291,8 +316,13 @@ class Layout:
         """The location (relative to a dict's root) where ``key`` is stored."""
         loc = self._cache.get(key)
         if loc is None:
-            parts = self.encode_prefix(key)
-            loc = (*parts[:-1], parts[-1] + self._dot_ext)
+            n = self.digest_len
+            if len(key) == 1:
+                loc = (add_digest_suffix(key[0], n) + self._dot_ext,)
+            else:
+                parts = [add_digest_suffix(c, n) for c in key]
+                parts[-1] += self._dot_ext
+                loc = tuple(parts)
             if len(self._cache) >= self._CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = loc
@@ -311,6 +341,66 @@ class Layout:
                 decoded.clear()
             decoded[encoded] = c
         return c  # type: ignore[no-any-return]
+
+    def folder(self, parts: tuple[str, ...]) -> tuple[tuple[str, ...] | None, dict[str, FileKey]]:
+        """(key prefix, file-name cache) of the folder at ``parts``; the prefix is None if it holds no keys.
+
+        Listings pass the cache to ``file_key`` for every file of the folder.
+        """
+        known = self._folders.get(parts)
+        if known is None:
+            decoded = [self.decode_part(p) for p in parts]
+            prefix = None if None in decoded else tuple(decoded)
+            known = (prefix, {})  # type: ignore[assignment]
+            if len(self._folders) >= self._DECODED_LIMIT:
+                self._forget_files()
+            self._folders[parts] = known  # type: ignore[assignment]
+        return known  # type: ignore[return-value]
+
+    def file_keys(self, prefix: tuple[str, ...], names: dict[str, FileKey], new: list[str]) -> None:
+        """Decode the file names ``new`` of a folder holding keys under ``prefix`` into ``names``.
+
+        ``names`` (that folder's cache from ``folder``) maps each name to its
+        key, or False when it is none; all these caches together hold at most
+        _DECODED_LIMIT names. This is ``_decode_component`` unrolled: it runs
+        once per file on a dict's first listing.
+        """
+        if self._file_count + len(new) > self._DECODED_LIMIT:
+            self._forget_files()
+            names.clear()
+        self._file_count += len(new)
+        dot_ext = self._dot_ext
+        k = len(dot_ext)
+        n = self.digest_len
+        fullmatch = _SAFE_NAME.fullmatch
+        md5 = _md5
+        pairs = _B32_PAIRS
+        key_type = NonEmptySafeStrTuple
+        make = tuple.__new__
+        for name in new:
+            key: FileKey = False
+            end = len(name) - k
+            if end > 0 and name.endswith(dot_ext) and fullmatch(name, 0, end) is not None:
+                c = name[:end]
+                cut = end - n - 1
+                if n and cut > 0 and name[cut] == "_":
+                    head = name[:cut]
+                    if n == 4:  # the default, inlined from _digest_prefix
+                        d = md5(head.encode("utf-8")).digest()
+                        v = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4)
+                        if pairs[v >> 10] + pairs[v & 1023] == c[cut + 1 :]:
+                            c = head
+                    elif _digest_prefix(head, n) == c[cut + 1 :]:
+                        c = head
+                if len(c) < SAFE_STRING_MAX_LENGTH and c != "." and c != "..":
+                    key = make(key_type, (*prefix, c))
+            names[name] = key
+
+    def _forget_files(self) -> None:
+        for _, names in list(self._folders.values()):
+            names.clear()
+        self._folders.clear()
+        self._file_count = 0
 
     def key_of(self, loc: Sequence[str]) -> NonEmptySafeStrTuple | None:
         """The key stored at ``loc``, or None if ``loc`` holds no item of this layout."""

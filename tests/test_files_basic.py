@@ -363,3 +363,27 @@ def test_odd_but_valid_keys_stay_inside_base_dir(tmp_path: pathlib.Path, digest_
     assert list(tmp_path.iterdir()) == [base]
     assert sorted(d.keys()) == sorted(keys)
     assert [d[k] for k in keys] == list(range(len(keys)))
+
+
+def test_listings_see_every_key_once_across_walk_chunks(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk hands out a folder's files in chunks; subfolders interrupt them.
+    import persidict.backends.files as files_module
+
+    monkeypatch.setattr(files_module, "_WALK_CHUNK", 3)
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path / "d", durable=False)
+    expected: dict[tuple[str, ...], int] = {}
+    for i in range(11):
+        expected[(f"k{i}",)] = i
+        expected[("sub", f"s{i}")] = 100 + i
+        expected[("sub", "deeper", f"t{i}")] = 200 + i
+    for k, v in expected.items():
+        d[k] = v
+    (tmp_path / "d" / "foreign.txt").write_text("not an item")
+    fresh: FileDirDict[int] = FileDirDict(base_dir=tmp_path / "d", durable=False)  # a cold first pass
+    for store in (fresh, d):
+        assert sorted(tuple(k) for k in store) == sorted(expected)
+        assert len(store) == len(expected)
+        assert dict(store.items()) == expected
+        assert len(store.oldest_keys()) == len(expected)

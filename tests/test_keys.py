@@ -294,3 +294,85 @@ def test_layout_ignores_foreign_locations() -> None:
     assert layout.key_of(("bad name.pkl",)) is None
     assert layout.key_of(("a", "b.pkl")) == ("a", "b")
     assert Layout("pkl", 4) == Layout("pkl", 4) != Layout("pkl", 0)
+
+
+def _reference_digest(s: str, n: int) -> str:
+    """The published layout's suffix, spelled out: lowercase base32 of md5, first n characters."""
+    import base64
+    import hashlib
+
+    return base64.b32encode(hashlib.md5(s.encode("utf-8")).digest()).decode("ascii").lower()[:n]
+
+
+def _reference_key(prefix: tuple[str, ...], name: str, ext: str, n: int) -> NonEmptySafeStrTuple | None:
+    """What a listing must make of the file ``name``: strip a valid suffix, then validate."""
+    if not name.endswith("." + ext):
+        return None
+    c = name[: -len(ext) - 1]
+    if n and len(c) > n + 1 and c[-n - 1] == "_" and _reference_digest(c[: -n - 1], n) == c[-n:]:
+        c = c[: -n - 1]
+    try:
+        return NonEmptySafeStrTuple(*prefix, c)
+    except ValueError:
+        return None
+
+
+@given(st.text(max_size=30), st.integers(0, 40))
+def test_digest_prefix_is_the_published_base32_md5(s: str, n: int) -> None:
+    from persidict.keys import _digest_prefix
+
+    assert _digest_prefix(s, n) == _reference_digest(s, n)
+    if n:
+        assert add_digest_suffix(s, n) in (s, s + "_" + _reference_digest(s, n))
+
+
+file_name_parts = st.one_of(
+    component,
+    st.text(alphabet=SAFE + " /é", min_size=0, max_size=12),
+    st.sampled_from([".", "..", "", "x" * 249, "x" * 253, "y" * 300]),
+)
+
+
+@given(
+    st.lists(st.tuples(file_name_parts, st.booleans(), st.sampled_from(["pkl", "json", ""])), max_size=30),
+    st.sampled_from([0, 1, 4, 5, 8, 9]),
+    st.sampled_from([(), ("a",), ("a", "b_c")]),
+)
+def test_file_keys_decode_names_like_the_reference(
+    files: list[tuple[str, bool, str]], n: int, prefix: tuple[str, ...]
+) -> None:
+    layout = Layout("pkl", n)
+    names = []
+    for part, suffixed, ext in files:
+        if suffixed:
+            part = part + "_" + _reference_digest(part, n) if n else part
+        names.append(part + ("." + ext if ext else ""))
+    cache: dict[str, Any] = {}
+    layout.file_keys(prefix, cache, names)
+    for name in names:
+        expected = _reference_key(prefix, name, "pkl", n)
+        got = cache[name]
+        assert (got or None) == expected, name
+        if got:
+            assert type(got) is NonEmptySafeStrTuple
+        if not prefix:
+            assert layout.key_of((name,)) == expected  # the per-location decoder agrees
+
+
+def test_file_name_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Layout, "_DECODED_LIMIT", 50)
+    layout = Layout("pkl", 4)
+    seen = 0
+    for folder in range(20):
+        prefix, cache = layout.folder((f"f{folder}",))
+        assert prefix == (f"f{folder}",)
+        for chunk in range(3):
+            names = [add_digest_suffix(f"k{folder}_{chunk}_{i}", 4) + ".pkl" for i in range(10)]
+            layout.file_keys(prefix, cache, names)
+            for name in names:  # every name of the chunk just decoded is there, right
+                assert cache[name] == (f"f{folder}", name[:-9])
+            seen += len(names)
+            total = sum(len(c) for _, c in layout._folders.values())
+            assert total <= 50 and len(cache) <= 50
+    assert seen == 600
+    assert layout.folder(("not a key",))[0] is None

@@ -79,6 +79,8 @@ _LOCK_UNSUPPORTED = frozenset({errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errn
 _ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
 # A write creating folders retries this often while concurrent deletes prune them.
 _FOLDER_ATTEMPTS = 100
+# walk() hands out a folder's file entries in lists of at most this many.
+_WALK_CHUNK = 256
 _S_ISDIR = stat_module.S_ISDIR
 _DIGEST_ADVICE = (
     "With digest_len=0 a key's folder can take the name of another key's file "
@@ -180,6 +182,8 @@ class FileBackend:
         self.capabilities = Capabilities(atomic_preconditions=use_locks)
         self._paths: dict[Location, str] = {}
         self._splits: dict[Location, tuple[str, str, str]] = {}
+        # Folder parts whose names were checked -> (folder, folder + separator).
+        self._folders: dict[Location, tuple[str, str]] = {}
         self._limits: tuple[int, int] | None = None
         self._base_dir_fits = False
 
@@ -190,6 +194,7 @@ class FileBackend:
         state = dict(self.__dict__)
         state["_paths"] = {}
         state["_splits"] = {}
+        state["_folders"] = {}
         state["_limits"] = None
         return state
 
@@ -226,16 +231,31 @@ class FileBackend:
         """
         sp = self._splits.get(loc)
         if sp is None:
-            path = self.path(loc)
-            folder, name = os.path.split(path)
-            name_max, path_max = self.limits()
-            tmp_prefix = os.path.join(folder, _NAMER.prefix(name, name_max))
-            self._check_lengths(loc, path, tmp_prefix, name_max, path_max)
-            sp = (path, folder, tmp_prefix)
+            sp = self._split_new(loc)
             if len(self._splits) >= _PATH_CACHE_LIMIT:
                 self._splits.clear()
             self._splits[loc] = sp
         return sp
+
+    def _split_new(self, loc: Location) -> tuple[str, str, str]:
+        """``_split`` uncached: short ASCII names in a folder already checked skip the full check."""
+        name_max, path_max = self.limits()
+        name = loc[-1]
+        parts = loc[:-1]
+        known = self._folders.get(parts)
+        if known is not None and name.isascii() and len(name) <= name_max - 1 - _TMP_TAIL_MAX:
+            folder, head = known
+            path = head + name
+            if _byte_len(path) + 1 + _TMP_TAIL_MAX < path_max:
+                return path, folder, head + "." + name
+        path = self.path(loc)
+        folder, name = os.path.split(path)
+        tmp_prefix = os.path.join(folder, _NAMER.prefix(name, name_max))
+        self._check_lengths(loc, path, tmp_prefix, name_max, path_max)
+        if len(self._folders) >= _PATH_CACHE_LIMIT:
+            self._folders.clear()
+        self._folders[parts] = (folder, os.path.join(folder, ""))  # its names fit: checked above
+        return path, folder, tmp_prefix
 
     def _check_lengths(self, loc: Location, path: str, tmp_prefix: str, name_max: int, path_max: int) -> None:
         """Raise FileNameTooLongError unless every name and the path fit the filesystem's limits."""
@@ -603,32 +623,34 @@ class FileBackend:
         cutoff = time.time_ns() - int(older_than * 1e9)
         removed = 0
         emptied: set[str] = set()
-        for parts, entry in self.walk(()):
-            name = entry.name
-            if not (name.endswith(_TMP_SUFFIX) and name.startswith(".")):
-                continue
-            try:
-                if entry.stat(follow_symlinks=False).st_mtime_ns > cutoff:
+        for parts, entries in self.walk(()):
+            for entry in entries:
+                name = entry.name
+                if not (name.endswith(_TMP_SUFFIX) and name.startswith(".")):
                     continue
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                continue  # renamed into place or removed meanwhile
-            removed += 1
-            if parts:
-                emptied.add(os.path.dirname(entry.path))
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime_ns > cutoff:
+                        continue
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue  # renamed into place or removed meanwhile
+                removed += 1
+                if parts:
+                    emptied.add(os.path.dirname(entry.path))
         for folder in sorted(emptied, key=len, reverse=True):
             self._prune(folder)
         return removed
 
     # ------------------------------------------------------------ listing
 
-    def walk(self, prefix: Location) -> Iterator[tuple[Location, os.DirEntry[str]]]:
-        """Stream ``(folder parts, entry)`` for every file under ``prefix``.
+    def walk(self, prefix: Location) -> Iterator[tuple[Location, list[os.DirEntry[str]]]]:
+        """Stream ``(folder parts, file entries)`` for every file under ``prefix``, in chunks.
 
         The folder parts are relative to ``prefix`` and the same tuple object
-        for all files of one folder. Memory stays constant but for one open
-        directory per level; folders that vanish meanwhile are skipped, and
-        symbolic links to folders are neither walked nor listed.
+        for all chunks of one folder; a chunk holds at most ``_WALK_CHUNK``
+        entries, so memory stays constant but for one open directory per
+        level. Folders that vanish meanwhile are skipped, and symbolic links
+        to folders are neither walked nor listed.
         """
         top = os.path.join(self.base_dir, *prefix)
         try:
@@ -641,6 +663,7 @@ class FileBackend:
         try:
             while stack:
                 parts, entries = stack[-1]
+                files: list[os.DirEntry[str]] = []
                 for entry in entries:
                     try:
                         # Follows links (a stat only for links): a linked
@@ -650,34 +673,44 @@ class FileBackend:
                             continue
                     except OSError:
                         continue
-                    if is_dir:
-                        try:
-                            sub = os.scandir(entry.path)
-                        except (FileNotFoundError, NotADirectoryError):
-                            continue
-                        stack.append(((*parts, entry.name), sub))
-                        break
-                    yield parts, entry
+                    if not is_dir:
+                        files.append(entry)
+                        if len(files) >= _WALK_CHUNK:
+                            yield parts, files
+                            files = []
+                        continue
+                    try:
+                        sub = os.scandir(entry.path)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
+                    if files:
+                        yield parts, files
+                    stack.append(((*parts, entry.name), sub))
+                    break
                 else:
                     stack.pop()
                     entries.close()
+                    if files:
+                        yield parts, files
         finally:
             for _, entries in stack:
                 entries.close()
 
     def list(self, prefix: Location) -> Iterator[Location]:
         """Every file location under ``prefix``, relative to it, streamed."""
-        for parts, entry in self.walk(prefix):
-            yield (*parts, entry.name)
+        for parts, entries in self.walk(prefix):
+            for entry in entries:
+                yield (*parts, entry.name)
 
     def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
         """Every file location under ``prefix`` with its stat, streamed (vanished files skipped)."""
-        for parts, entry in self.walk(prefix):
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            yield (*parts, entry.name), stat_of(st)
+        for parts, entries in self.walk(prefix):
+            for entry in entries:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                yield (*parts, entry.name), stat_of(st)
 
 
 def make_folders(folder: str, *, durable: bool) -> str | None:
