@@ -128,9 +128,7 @@ class JsonCodec:
     def decode(self, data: bytes) -> Any:
         """Decode with jsonpickle (``keys=True``: files with str keys only decode as before)."""
         jp = _jsonpickle()
-        return jp.decode(
-            data.decode("utf-8"), backend=_json_only, context=jp.unpickler.Unpickler(keys=True)
-        )
+        return jp.decode(data.decode("utf-8"), backend=_json_only, context=jp.unpickler.Unpickler(keys=True))
 
 
 @attrs.frozen
@@ -195,8 +193,7 @@ def codec_for(serialization_format: str | Codec) -> Codec:
     if isinstance(serialization_format, Codec):
         return serialization_format
     raise TypeError(
-        "serialization_format must be a format name or a Codec, "
-        f"not {type(serialization_format).__name__}"
+        f"serialization_format must be a format name or a Codec, not {type(serialization_format).__name__}"
     )
 
 
@@ -219,13 +216,13 @@ class ValueCoder:
         base = self.base_class_for_values
         if base is not None and not isinstance(value, base):
             raise TypeError(
-                f"Value for key {key!r} must be an instance of {base.__name__}, "
-                f"not {type(value).__name__}"
+                f"Value for key {key!r} must be an instance of {base.__name__}, not {type(value).__name__}"
             )
 
     def encode(self, key: object, value: Any) -> bytes:
         """Check and serialise a value for ``key``."""
-        self.check(key, value)
+        if self.base_class_for_values is not None:
+            self.check(key, value)
         try:
             return self.codec.encode(value)
         except TypeError as e:

@@ -151,7 +151,11 @@ class FileDirDict(StoreDict[ValueType]):
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         try:
-            super()._set(key, value)
+            if self._append_only:
+                super()._set(key, value)  # create-only: a command for the interpreter
+            else:
+                t = self._target(key)
+                self._files.put(t.loc, t.coder.encode(key, value))  # nothing to decide, no Stat wanted
         except (FileNameTooLongError, PathCollisionError) as e:
             self._refuse(key, e)
 
@@ -279,9 +283,7 @@ class FileDirDict(StoreDict[ValueType]):
         return sub
 
 
-def _resolve_base_dir(
-    base_dir: str | os.PathLike[str], dir_name: str | os.PathLike[str] | None
-) -> str:
+def _resolve_base_dir(base_dir: str | os.PathLike[str], dir_name: str | os.PathLike[str] | None) -> str:
     """The absolute base folder from ``base_dir`` and its older spelling ``dir_name``."""
     for name, value in (("base_dir", base_dir), ("dir_name", dir_name)):
         if value is not None and not isinstance(value, str | os.PathLike):

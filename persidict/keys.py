@@ -43,8 +43,7 @@ def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
     unsafe = sorted({c for c in replace_with if c not in SAFE_CHARS_SET})
     if unsafe:
         raise ValueError(
-            f"replace_with={replace_with!r} contains unsafe characters {unsafe!r} "
-            "(allowed: A-Za-z0-9()_-~.=)"
+            f"replace_with={replace_with!r} contains unsafe characters {unsafe!r} (allowed: A-Za-z0-9()_-~.=)"
         )
     return "".join(c if c in SAFE_CHARS_SET else replace_with for c in a_str)
 
@@ -78,8 +77,7 @@ def _flatten(args: Iterable[Any], out: list[str]) -> None:
             _flatten(a, out)
         else:
             raise TypeError(
-                f"Invalid key component {a!r} of type {type(a).__name__}: "
-                "a key is a str or a sequence of str"
+                f"Invalid key component {a!r} of type {type(a).__name__}: a key is a str or a sequence of str"
             )
 
 
@@ -243,9 +241,16 @@ def add_digest_suffix(component: str, digest_len: int) -> str:
     A component that already ends in its own valid suffix is left alone, so
     the function is idempotent. With ``digest_len == 0`` nothing is added.
     """
-    if digest_len == 0 or has_digest_suffix(component, digest_len):
+    n = digest_len
+    if n == 0:
         return component
-    return component + "_" + _digest_prefix(component, digest_len)
+    if (
+        len(component) > n + 1
+        and component[-n - 1] == "_"
+        and _digest_prefix(component[: -n - 1], n) == component[-n:]
+    ):
+        return component  # already its own valid suffix (has_digest_suffix, inlined)
+    return component + "_" + _digest_prefix(component, n)
 
 
 def has_digest_suffix(component: str, digest_len: int) -> bool:
@@ -275,19 +280,17 @@ class Layout:
 
     Each component gets a digest suffix when ``digest_len > 0`` (FileDirDict's
     defence against case-insensitive filesystems); the last one also gets
-    ``"." + extension``. Locations are cached: they sit on every hot path.
+    ``"." + extension``. Decoded names are cached: listings decode every file.
     """
 
-    __slots__ = ("_cache", "_decoded", "_dot_ext", "_file_count", "_folders", "digest_len", "extension")
+    __slots__ = ("_decoded", "_dot_ext", "_file_count", "_folders", "digest_len", "extension")
 
-    _CACHE_LIMIT = 100_000
     _DECODED_LIMIT = 65_536
 
     def __init__(self, extension: str, digest_len: int = 0) -> None:
         self.extension = extension
         self.digest_len = digest_len
         self._dot_ext = "." + extension
-        self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         # Encoded part (extension removed) -> key component, or None if not one.
         self._decoded: dict[str, str | None] = {}
         # Folder parts -> (the key prefix they hold, or None; file name -> key, False if none).
@@ -313,20 +316,14 @@ class Layout:
         return tuple(add_digest_suffix(c, n) for c in prefix)
 
     def location(self, key: tuple[str, ...]) -> tuple[str, ...]:
-        """The location (relative to a dict's root) where ``key`` is stored."""
-        loc = self._cache.get(key)
-        if loc is None:
-            n = self.digest_len
-            if len(key) == 1:
-                loc = (add_digest_suffix(key[0], n) + self._dot_ext,)
-            else:
-                parts = [add_digest_suffix(c, n) for c in key]
-                parts[-1] += self._dot_ext
-                loc = tuple(parts)
-            if len(self._cache) >= self._CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = loc
-        return loc
+        """The location (relative to a dict's root) where ``key`` is stored (dicts cache it per key)."""
+        n = self.digest_len
+        if len(key) == 1:
+            (c,) = key
+            return (add_digest_suffix(c, n) + self._dot_ext,)
+        parts = [add_digest_suffix(c, n) for c in key]
+        parts[-1] += self._dot_ext
+        return tuple(parts)
 
     def decode_part(self, encoded: str) -> str | None:
         """The key component stored as ``encoded`` (no extension), or None if it is none.

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import itertools
 import math
 import os
@@ -49,6 +48,7 @@ from typing import Any
 
 from ..errors import BackendError
 from ..keys import replace_unsafe_chars
+from . import folder_locks
 from .base import (
     Capabilities,
     IfAbsent,
@@ -73,7 +73,6 @@ _TMP_SUFFIX = ".tmp#"
 # The longest tail of a temporary name: host <= 40, pid <= 10, token 8,
 # counter <= 16, dots and suffix. "." + name[:room] + tail fits in NAME_MAX.
 _TMP_TAIL_MAX = 1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX)
-_LOCK_UNSUPPORTED = frozenset({errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 # Errors of a lookup that mean "nothing is stored there": no such file, a
 # file where a folder of the path should be, a name or path too long to exist.
 _ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -133,6 +132,7 @@ class _TempNamer:
         self.pid = os.getpid()
         self.token = secrets.token_hex(4)
         self.counter = itertools.count()
+        self.stem = f".{self.host}.{self.pid}.{self.token}"
 
     @staticmethod
     def prefix(final_name: str, name_max: int = _NAME_MAX) -> str:
@@ -148,7 +148,7 @@ class _TempNamer:
 
     def tail(self) -> str:
         """The unique end of a temporary file name."""
-        return f".{self.host}.{self.pid}.{self.token}{next(self.counter):x}{_TMP_SUFFIX}"
+        return f"{self.stem}{next(self.counter):x}{_TMP_SUFFIX}"
 
 
 _NAMER = _TempNamer()
@@ -239,7 +239,7 @@ class FileBackend:
 
     def _split_new(self, loc: Location) -> tuple[str, str, str]:
         """``_split`` uncached: short ASCII names in a folder already checked skip the full check."""
-        name_max, path_max = self.limits()
+        name_max, path_max = self._limits or self.limits()
         name = loc[-1]
         parts = loc[:-1]
         known = self._folders.get(parts)
@@ -373,47 +373,21 @@ class FileBackend:
             os.close(fd)
         return data, stat_of(st)
 
-    # ------------------------------------------------------------ locks
-
-    def _lock_dir(self, folder: str, pinned: bool = False) -> int:
-        """Open ``folder`` and take an exclusive flock on it; return the fd.
-
-        Raises FileNotFoundError when the folder does not exist. If the folder
-        was removed while we waited for the lock, open it again (``pinned``:
-        the caller holds a file in it, so it cannot have been removed).
-        """
-        while True:
-            fd = os.open(folder, _O_DIR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if pinned or os.fstat(fd).st_nlink > 0:
-                    return fd
-            except OSError as e:
-                os.close(fd)
-                if e.errno in _LOCK_UNSUPPORTED:
-                    raise OSError(
-                        e.errno,
-                        f"Cannot lock folder {folder!r} ({e.strerror}); on filesystems without "
-                        "flock (some network or synced folders) open the dict with use_locks=False",
-                    ) from e
-                raise
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)  # removed meanwhile: a new folder may stand at that path
-
     # ------------------------------------------------------------ writes
 
-    def _make_temp(self, folder: str, tmp_prefix: str, data: bytes) -> tuple[str, os.stat_result]:
-        """Write ``data`` to a new temporary file in ``folder``; return its path and stat.
+    def _make_temp(
+        self, folder: str, tmp_prefix: str, data: bytes, with_stat: bool
+    ) -> tuple[str, os.stat_result | None]:
+        """Write ``data`` to a new temporary file in ``folder``; return its path and (``with_stat``) stat.
 
         Concurrent deletes remove empty folders (``_prune``) at any moment, so
         the folder may vanish before the temporary file is in it: then it is
         made again, a bounded number of times. Once the temporary file stands
         in it, the folder is pinned: a non-empty folder is never removed.
         """
+        namer = _NAMER
         for _ in range(_FOLDER_ATTEMPTS):
-            tmp = tmp_prefix + _NAMER.tail()
+            tmp = f"{tmp_prefix}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"  # namer.tail(), inlined
             try:
                 fd = os.open(tmp, _O_TMP, 0o666)
             except FileNotFoundError:
@@ -437,7 +411,7 @@ class FileBackend:
             os.utime(fd, ns=(t, t))
             if self.durable:
                 os.fsync(fd)  # data, size and the stamped mtime
-            st = os.fstat(fd)
+            st = os.fstat(fd) if with_stat else None
         except BaseException:
             os.close(fd)
             _unlink_quietly(tmp)
@@ -475,23 +449,34 @@ class FileBackend:
 
     def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
         """Store ``data`` at ``loc`` atomically; PreconditionFailed changes nothing."""
-        path, folder, tmp_prefix = self._split(loc)
-        tmp, st = self._make_temp(folder, tmp_prefix, data)
+        st = self._store(loc, data, precondition, True)
+        assert st is not None
+        return stat_of(st)
+
+    def put(self, loc: Location, data: bytes) -> None:
+        """``write`` without a precondition and without gathering the new Stat (one fstat fewer)."""
+        self._store(loc, data, None, False)
+
+    def _store(
+        self, loc: Location, data: bytes, precondition: Precondition, with_stat: bool
+    ) -> os.stat_result | None:
+        """Write a temporary file, then rename it over ``loc`` (under the folder lock); return its stat."""
+        path, folder, tmp_prefix = self._splits.get(loc) or self._split(loc)
+        tmp, st = self._make_temp(folder, tmp_prefix, data, with_stat)
         try:
             if self.use_locks:
                 # The temporary file keeps the folder from being removed, so
                 # the folder we lock is the one the rename lands in.
-                dfd = self._lock_dir(folder, pinned=True)
+                lock = folder_locks.acquire(folder, keep=not self.durable)
+                replaced = False
                 try:
                     if precondition is not None:
                         self._check(loc, path, precondition)
                     os.replace(tmp, path)
-                    if self.durable:
-                        fcntl.flock(dfd, fcntl.LOCK_UN)
-                        os.fsync(dfd)
+                    replaced = True
                 finally:
-                    os.close(dfd)
-                return stat_of(st)
+                    folder_locks.release(lock, fsync=replaced and self.durable)
+                return st
             if isinstance(precondition, IfAbsent):
                 self._link_if_absent(loc, tmp, path)
             else:
@@ -510,7 +495,7 @@ class FileBackend:
             raise
         if self.durable:
             _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
-        return stat_of(st)
+        return st
 
     def _link_if_absent(self, loc: Location, tmp: str, path: str) -> None:
         """Create ``path`` from ``tmp`` only if absent (atomic where link() works)."""
@@ -557,16 +542,17 @@ class FileBackend:
         """
         path = self.path(loc)
         folder = os.path.dirname(path)
-        dfd = -1
+        lock = None
         if self.use_locks:
             try:
-                dfd = self._lock_dir(folder)
+                lock = folder_locks.acquire(folder, keep=not self.durable)
             except OSError as e:
                 if e.errno not in _ABSENT_ERRNOS:
                     raise
                 if isinstance(precondition, IfMatch):
                     raise PreconditionFailed(loc, precondition) from None
                 return False
+        unlinked = False
         try:
             if precondition is not None:
                 self._check(loc, path, precondition)
@@ -578,15 +564,12 @@ class FileBackend:
                 if isinstance(precondition, IfMatch):  # only without locks
                     raise PreconditionFailed(loc, precondition) from None
                 return False
-            if self.durable:
-                if dfd >= 0:
-                    fcntl.flock(dfd, fcntl.LOCK_UN)
-                    os.fsync(dfd)
-                else:
-                    _fsync_dir(folder, missing_ok=True)  # gone only if pruned by another delete
+            unlinked = True
         finally:
-            if dfd >= 0:
-                os.close(dfd)
+            if lock is not None:
+                folder_locks.release(lock, fsync=unlinked and self.durable)
+        if self.durable and lock is None:
+            _fsync_dir(folder, missing_ok=True)  # gone only if pruned by another delete
         if len(loc) > 1:
             self._prune(folder)
         return True

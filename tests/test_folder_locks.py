@@ -1,0 +1,132 @@
+"""Folder locks: kept descriptors, threads of one process, forked children, removed folders."""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import pathlib
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from persidict.backends import folder_locks
+
+
+@pytest.fixture(autouse=True)
+def _empty_table() -> Any:
+    folder_locks._forget_in_child()  # start and end with no kept descriptors
+    yield
+    folder_locks._forget_in_child()
+
+
+def test_threads_sharing_a_kept_descriptor_exclude_each_other(tmp_path: pathlib.Path) -> None:
+    folder = str(tmp_path)
+    counter = [0]
+
+    def work() -> None:
+        for _ in range(200):
+            lock = folder_locks.acquire(folder)
+            try:
+                seen = counter[0]
+                time.sleep(0)  # invite a switch between read and write
+                counter[0] = seen + 1
+            finally:
+                folder_locks.release(lock)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter[0] == 1600
+    assert list(folder_locks._kept) == [folder]  # one descriptor served them all
+
+
+def test_a_removed_and_recreated_folder_is_opened_again(tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    folder_locks.release(folder_locks.acquire(str(folder)))
+    old = folder_locks._kept[str(folder)]
+    folder.rmdir()
+    with pytest.raises(FileNotFoundError):
+        folder_locks.acquire(str(folder))
+    assert str(folder) not in folder_locks._kept and not old.usable
+    folder.mkdir()
+    lock = folder_locks.acquire(str(folder))
+    try:
+        assert os.fstat(lock.fd).st_ino == os.stat(folder).st_ino  # the new folder, not the old one
+    finally:
+        folder_locks.release(lock)
+
+
+def _child_waits_for_the_lock(folder: str, got_at: Any) -> None:
+    lock = folder_locks.acquire(folder)
+    got_at.value = time.monotonic()
+    folder_locks.release(lock)
+
+
+def test_a_forked_child_does_not_share_its_parents_lock(tmp_path: pathlib.Path) -> None:
+    folder = str(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    got_at = ctx.Value("d", 0.0)
+    lock = folder_locks.acquire(folder)  # kept: the child inherits the descriptor
+    child = ctx.Process(target=_child_waits_for_the_lock, args=(folder, got_at))
+    child.start()
+    time.sleep(0.5)
+    released = time.monotonic()
+    folder_locks.release(lock)
+    child.join(10)
+    assert child.exitcode == 0
+    assert got_at.value >= released  # it waited for the parent
+
+
+def test_at_most_the_limit_of_folders_is_kept(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder_locks, "_KEPT_LIMIT", 3)
+    folders = []
+    for i in range(6):
+        (tmp_path / str(i)).mkdir()
+        folders.append(str(tmp_path / str(i)))
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for f in folders:
+        lock = folder_locks.acquire(f)
+        folder_locks.release(lock)
+        assert lock.kept == (f in folders[:3])
+    assert sorted(folder_locks._kept) == sorted(folders[:3])
+    assert len(os.listdir("/proc/self/fd")) == fds_before + 3  # the others were closed
+
+
+def test_a_filesystem_without_flock_is_told_to_use_no_locks(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("persidict.backends.folder_locks.fcntl.flock", no_flock)
+    with pytest.raises(OSError, match="use_locks=False") as e:
+        folder_locks.acquire(str(tmp_path))
+    assert e.value.errno == errno.ENOLCK
+    assert str(tmp_path) not in folder_locks._kept  # dropped, not kept half-working
+
+
+def test_durable_locks_are_not_kept_and_fsync_the_folder(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr("persidict.backends.folder_locks.os.fsync", fsync)
+    lock = folder_locks.acquire(str(tmp_path), keep=False)
+    fd = lock.fd
+    folder_locks.release(lock, fsync=True)
+    assert synced == [fd] and not lock.usable and not folder_locks._kept
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
