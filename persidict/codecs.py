@@ -44,6 +44,10 @@ class Codec(Protocol):
         ...
 
 
+PICKLE_PROTOCOL: int = pickle.HIGHEST_PROTOCOL
+"""The protocol of pickles written (``joblib.load`` reads it)."""
+
+
 @attrs.frozen
 class PickleCodec:
     """Plain pickles out; plain and joblib (LZ4 or other) pickles in."""
@@ -52,7 +56,7 @@ class PickleCodec:
 
     def encode(self, value: Any) -> bytes:
         """Pickle with the highest protocol ``joblib.load`` reads."""
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
 
     def decode(self, data: bytes) -> Any:
         """Unpickle plain pickles directly; hand joblib files to joblib."""

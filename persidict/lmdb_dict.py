@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .backends.base import IF_ABSENT, PreconditionFailed
-from .codecs import Codec
+from .codecs import PICKLE_PROTOCOL, Codec, PickleCodec
 from .flags import Joker, ValueType
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
 from .ops.decide import refuse_overwrite
@@ -140,11 +141,15 @@ class LmdbDict(StoreDict[ValueType]):
             base_class_for_values=base_class_for_values,
         )
         self._lmdb = backend
-        self._lkeys: dict[NonEmptySafeStrTuple, tuple[bytes, bytes]] = {}
+        # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
+        self._lkeys: dict[object, tuple[bytes, bytes]] = {}
+        self._plain_puts = not append_only and base_class_for_values is None
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
         self._put_raw = backend.put_raw
         self._codec_encode = self._coder.codec.encode
+        # Plain pickles: call pickle.dumps directly (PickleCodec.encode, one call fewer).
+        self._pickles = type(self._coder.codec) is PickleCodec
         self._codec_decode = self._coder.codec.decode
         self._settings: dict[str, Any] = {
             "atime_flush_interval": float(atime_flush_interval),
@@ -260,10 +265,28 @@ class LmdbDict(StoreDict[ValueType]):
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
-        if type(value) in PLAIN_VALUE_TYPES:  # no joker, flag or PersiDict: _set checks the base class
-            self._set(to_key(key), value)
-        else:
+        if type(value) not in PLAIN_VALUE_TYPES:  # a joker, flag or PersiDict: the general rules
             super().__setitem__(key, value)
+        elif type(key) is str and self._plain_puts:
+            # The hot path: a str key straight to its LMDB key, the value to bytes.
+            lk = self._lkeys.get(key) or self._lkey_of_str(key)
+            try:
+                if self._pickles:
+                    data = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+                else:
+                    data = self._codec_encode(value)
+            except Exception:
+                self._set(to_key(key), value)  # raises the error that names the key (or succeeds)
+                return
+            self._put_raw(lk[0], lk[1], data)
+        else:
+            self._set(to_key(key), value)
+
+    def _lkey_of_str(self, key: str) -> tuple[bytes, bytes]:
+        """``_lkey`` of a str key, cached under the str too (it hashes apart from the tuple)."""
+        lk = self._lkey(to_key(key))
+        self._lkeys[key] = lk
+        return lk
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         base = self._coder.base_class_for_values
@@ -308,10 +331,12 @@ class LmdbDict(StoreDict[ValueType]):
         """(LMDB key, kept location, value bytes) of each pair; jokers are carried out in place."""
         lkeys = self._lkeys
         encode = self._codec_encode
+        pickles = self._pickles
+        dumps = pickle.dumps
         base = self._coder.base_class_for_values
         for key, value in pairs:
-            k = to_key(key)
             if type(value) not in PLAIN_VALUE_TYPES:
+                k = to_key(key)
                 if isinstance(value, Joker):
                     super().__setitem__(k, value)
                     continue
@@ -319,10 +344,14 @@ class LmdbDict(StoreDict[ValueType]):
             try:
                 if base is not None and not isinstance(value, base):
                     raise TypeError
-                data = encode(value)
+                data = dumps(value, protocol=PICKLE_PROTOCOL) if pickles else encode(value)
             except Exception:
-                data = self._coder.encode(k, value)
-            lkey, kept = lkeys.get(k) or self._lkey(k)
+                data = self._coder.encode(to_key(key), value)
+            if type(key) is str:
+                lkey, kept = lkeys.get(key) or self._lkey_of_str(key)
+            else:
+                k = to_key(key)
+                lkey, kept = lkeys.get(k) or self._lkey(k)
             yield lkey, kept, data
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:

@@ -521,3 +521,34 @@ def test_update_is_one_transaction(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="instance of int"):
         typed.update({"ok": 1, "no": "str"})
     assert len(typed) == 0
+
+
+def test_str_and_tuple_spellings_of_a_key_are_one_item(tmp_path: Path) -> None:
+    d = LmdbDict[Any](base_dir=tmp_path, durable=False)
+    d["a"] = 1  # the str fast path caches "a" beside ("a",)
+    assert d[("a",)] == 1 and d[NonEmptySafeStrTuple("a")] == 1
+    d[("a",)] = 2
+    assert d["a"] == 2
+    d.update({"a": 3, ("a",): 4})
+    assert d["a"] == 4 and len(d) == 1
+    sub = d.get_subdict("s")
+    sub["a"] = 5  # a subdict's "a" is another LMDB key
+    assert d["a"] == 4 and d["s", "a"] == 5
+    for bad in ("", "a b", ".."):
+        with pytest.raises(ValueError, match="Invalid key component"):
+            d[bad] = 1
+        with pytest.raises(ValueError, match="Invalid key component"):
+            d.update({bad: 1})
+    assert len(d) == 2
+
+
+def test_write_numbers_stay_unique_after_an_interrupted_update(tmp_path: Path) -> None:
+    d = LmdbDict[Any](base_dir=tmp_path, durable=False)
+    with d.transaction():
+        d.update({"a": 1, "b": 2})
+        with pytest.raises(TypeError):
+            d.update([("c", 3), ("bad", threading.Lock())])  # "c" was written before the error
+        d["d"] = 4
+        d.update({"e": 5})
+    etags = {k: d.etag(k) for k in ("a", "b", "c", "d", "e")}
+    assert len(set(etags.values())) == 5, etags

@@ -408,25 +408,29 @@ class LmdbBackend:
         unpack_ctime = _CTIME.unpack_from
         unpack = _HDR.unpack_from
         txnid = batch.txnid
-        n = 0
+        seq = first = batch.seq
+        set_key = cur.set_key
+        value = cur.value
+        put = cur.put
         try:
             for lkey, kept, data in items:
-                batch.seq += 1
+                seq += 1
                 now = clock()
                 ctime = now
-                if cur.set_key(lkey):
+                if set_key(lkey):
                     if ttl is None:
-                        ctime = unpack_ctime(cur.value(), _CTIME_AT)[0]
+                        ctime = unpack_ctime(value(), _CTIME_AT)[0]
                     else:
-                        _, _, old_ctime, mtime, _ = unpack(cur.value())
+                        _, _, old_ctime, mtime, _ = unpack(value())
                         if now - mtime <= ttl:
                             ctime = old_ctime
-                header = pack(txnid, batch.seq, ctime, now, len(kept))
-                cur.put(lkey, header + kept + data if kept else header + data)
-                n += 1
+                header = pack(txnid, seq, ctime, now, len(kept))
+                put(lkey, header + kept + data if kept else header + data)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
-        return n
+        finally:
+            batch.seq = seq  # write numbers stay unique in the batch, whatever stopped the loop
+        return seq - first
 
     def _put_at(
         self, cur: lmdb.Cursor[Any], lkey: bytes, kept: bytes, data: bytes, txnid: int, seq: int
