@@ -14,7 +14,7 @@ diskcache.Cache is the peer: "vs diskcache" is diskcache time / LmdbDict time.
 Targets: get >= 1.5x diskcache and >= 0.2x raw lmdb; durable set >= 0.8x raw
 per-operation durable; batched set >= 0.5x raw batched.
 
-Usage: python benchmarks/bench_lmdb.py [--n 5000] [--repeat 3] [--out PATH]
+Usage: python benchmarks/bench_lmdb.py [--n 5000] [--repeat 3] [--out PATH] [--dir FOLDER]
 """
 
 from __future__ import annotations
@@ -93,9 +93,9 @@ class Raw:
             return sum(1 for _ in txn.cursor().iternext(values=False))
 
 
-def run(n: int, repeat: int) -> list[tuple[str, float, float, float | None]]:
+def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float, float, float | None]]:
     """(operation, floor µs/op, LmdbDict µs/op, diskcache µs/op)."""
-    tmp = tempfile.mkdtemp(prefix="bench-lmdb-")
+    tmp = tempfile.mkdtemp(prefix="bench-lmdb-", dir=folder)
     keys = [f"k{i}" for i in range(n)]
     bkeys = [k.encode() for k in keys]
     values = [value(i) for i in range(n)]
@@ -261,8 +261,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=None, help="write the markdown report here")
+    parser.add_argument("--dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
-    text = report(run(args.n, args.repeat), args.n)
+    text = report(run(args.n, args.repeat, args.dir), args.n)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -552,3 +552,25 @@ def test_write_numbers_stay_unique_after_an_interrupted_update(tmp_path: Path) -
         d.update({"e": 5})
     etags = {k: d.etag(k) for k in ("a", "b", "c", "d", "e")}
     assert len(set(etags.values())) == 5, etags
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_ctime_survives_overwrites_inside_a_transaction_until_expiry(tmp_path: Path, bulk: bool) -> None:
+    clock = Clock(100.0)
+    d = LmdbDict[int](base_dir=tmp_path, durable=False, clock=clock, ttl=50.0, purge_at_open=False)
+
+    def put(key: str, value: int) -> None:
+        if bulk:
+            d.update({key: value})
+        else:
+            d[key] = value
+
+    with d.transaction():
+        put("k", 1)
+        clock.now = 120.0
+        put("k", 2)  # overwrite within the lifetime: ctime stays
+        assert (d.metadata("k").ctime, d.metadata("k").mtime) == (100.0, 120.0)
+        clock.now = 200.0
+        put("k", 3)  # the item had expired (mtime 120 + ttl 50 < 200): a new life
+        assert (d.metadata("k").ctime, d.metadata("k").mtime) == (200.0, 200.0)
+    assert d["k"] == 3

@@ -378,20 +378,23 @@ class LmdbBackend:
             )
             return
         # Inside this thread's batch: inlined, it is the bulk-loading path.
-        batch.seq += 1
+        seq = batch.seq = batch.seq + 1
         cur = batch.cursor
         now = self._clock()
-        ctime = now
         try:
-            if cur.set_key(lkey):
-                if self._ttl is None:
-                    ctime = _CTIME.unpack_from(cur.value(), _CTIME_AT)[0]
-                else:
-                    _, _, old_ctime, mtime, _ = _HDR.unpack_from(cur.value())
-                    if now - mtime <= self._ttl:
-                        ctime = old_ctime
-            header = _HDR.pack(batch.txnid, batch.seq, ctime, now, len(kept))
-            cur.put(lkey, header + kept + data if kept else header + data)
+            old = cur.get(lkey)
+            if old is None:
+                ctime = now
+            elif self._ttl is None:
+                ctime = _CTIME.unpack_from(old, _CTIME_AT)[0]
+            else:
+                _, _, ctime, mtime, _ = _HDR.unpack_from(old)
+                if now - mtime > self._ttl:
+                    ctime = now  # expired: this write starts a new life
+            if kept:
+                cur.put(lkey, _HDR.pack(batch.txnid, seq, ctime, now, len(kept)) + kept + data)
+            else:
+                cur.put(lkey, _HDR.pack(batch.txnid, seq, ctime, now, 0) + data)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
 
@@ -409,19 +412,19 @@ class LmdbBackend:
         unpack = _HDR.unpack_from
         txnid = batch.txnid
         seq = first = batch.seq
-        set_key = cur.set_key
-        value = cur.value
+        get = cur.get
         put = cur.put
         try:
             for lkey, kept, data in items:
                 seq += 1
                 now = clock()
                 ctime = now
-                if set_key(lkey):
+                old = get(lkey)
+                if old is not None:
                     if ttl is None:
-                        ctime = unpack_ctime(value(), _CTIME_AT)[0]
+                        ctime = unpack_ctime(old, _CTIME_AT)[0]
                     else:
-                        _, _, old_ctime, mtime, _ = unpack(value())
+                        _, _, old_ctime, mtime, _ = unpack(old)
                         if now - mtime <= ttl:
                             ctime = old_ctime
                 header = pack(txnid, seq, ctime, now, len(kept))
