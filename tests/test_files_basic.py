@@ -302,10 +302,10 @@ def test_a_temporary_file_never_looks_like_an_item_even_for_format_tmp(
     made: list[str] = []
     real_replace = os.replace
 
-    def spying_replace(src: Any, dst: Any) -> None:
+    def spying_replace(src: Any, dst: Any, **dir_fds: Any) -> None:
         made.append(os.path.basename(src))
         assert len(d) == 0  # the temporary file is there, yet no item is seen
-        real_replace(src, dst)
+        real_replace(src, dst, **dir_fds)
 
     monkeypatch.setattr(os, "replace", spying_replace)
     d["k"] = "v"
@@ -387,3 +387,22 @@ def test_listings_see_every_key_once_across_walk_chunks(
         assert len(store) == len(expected)
         assert dict(store.items()) == expected
         assert len(store.oldest_keys()) == len(expected)
+
+
+def test_writes_follow_a_folder_removed_and_made_again(tmp_path: pathlib.Path) -> None:
+    # Writes keep a descriptor of each folder; a folder pruned by a delete and
+    # made again is a new folder, which later writes must land in.
+    d1: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d2: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d1["a", "b"] = 1
+    del d2["a", "b"]  # prunes the folder of ("a", ...)
+    assert not (tmp_path / suffixed("a")).exists()
+    d1["a", "c"] = 2
+    assert d2["a", "c"] == 2
+    assert files_under(tmp_path) == [f"{suffixed('a')}/{suffixed('c')}.pkl"]
+    (tmp_path / suffixed("a") / f"{suffixed('c')}.pkl").unlink()
+    (tmp_path / suffixed("a")).rmdir()  # removed behind the dicts' backs
+    (tmp_path / suffixed("a")).mkdir()
+    d1["a", "d"] = 3
+    assert files_under(tmp_path) == [f"{suffixed('a')}/{suffixed('d')}.pkl"]
+    assert d2["a", "d"] == 3

@@ -94,16 +94,19 @@ def test_write_survives_a_folder_that_exists_then_vanishes(
     assert fired and d["a", "b", "c"] == 1
 
 
+@pytest.mark.parametrize(("durable", "use_locks"), [(False, True), (False, False), (True, True)])
 def test_write_survives_its_new_folder_pruned_before_the_temp_file_is_made(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, durable: bool, use_locks: bool
 ) -> None:
-    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    # (False, True) makes the temporary file through the folder's kept descriptor.
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=durable, use_locks=use_locks)
     real_open = os.open
     pruned: list[str] = []
 
     def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         p = os.fspath(path)
-        folder = os.path.dirname(p)
+        dir_fd = kwargs.get("dir_fd")
+        folder = os.path.dirname(p) if dir_fd is None else os.readlink(f"/proc/self/fd/{dir_fd}")
         if p.endswith(".tmp#") and os.path.isdir(folder) and not pruned:
             pruned.append(folder)
             os.rmdir(folder)  # a concurrent delete's prune, right after makedirs
@@ -486,7 +489,7 @@ def test_a_killed_writers_temp_file_is_removed(
 
     import persidict.backends.files as files
 
-    monkeypatch.setattr(files, "_unlink_quietly", lambda path: None)  # as if SIGKILLed: no cleanup
+    monkeypatch.setattr(files, "_unlink_quietly", lambda path, **kw: None)  # as if SIGKILLed: no cleanup
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(Killed):
         d["p", "q"] = b"v"

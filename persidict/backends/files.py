@@ -7,11 +7,14 @@ fsynced. A reader therefore sees a complete old or new value, never a torn
 one.
 
 Every mutation takes ``flock(LOCK_EX)`` on a descriptor of the item's
-folder, opened for the operation, and holds it only for the check of the
-precondition and the rename or unlink. ``flock`` locks belong to an open file
-description, so threads of one process exclude each other too, and every
-opener of the folder — a dict, its subdicts, another process — agrees on the
-lock. With ``use_locks=False`` (folders synced by Dropbox and the like, which
+folder and holds it only for the check of the precondition and the rename or
+unlink. ``flock`` locks belong to an open file description, so every opener
+of the folder — a dict, its subdicts, another process — agrees on the lock
+(folder_locks.py keeps descriptors open between writes, one per folder and
+process, and makes threads sharing one take turns). Non-durable writes with
+locks make and rename their temporary file relative to that descriptor: no
+path walk, and creating the file proves the folder was not removed since the
+descriptor was opened. With ``use_locks=False`` (folders synced by Dropbox and the like, which
 do not carry locks) conditional operations fall back to check-then-act;
 create-if-absent stays atomic on the local disk through ``link()``.
 
@@ -402,6 +405,15 @@ class FileBackend:
         else:
             raise _kept_vanishing(folder)
         try:
+            st = self._fill_temp(fd, data, with_stat)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        return tmp, st
+
+    def _fill_temp(self, fd: int, data: bytes, with_stat: bool) -> os.stat_result | None:
+        """Write ``data``, stamp the mtime (unique ETags), fsync if durable; close ``fd`` in any case."""
+        try:
             n = os.write(fd, data)
             if n < len(data):  # a short write (huge values): write on
                 view = memoryview(data)[n:]
@@ -411,13 +423,9 @@ class FileBackend:
             os.utime(fd, ns=(t, t))
             if self.durable:
                 os.fsync(fd)  # data, size and the stamped mtime
-            st = os.fstat(fd) if with_stat else None
-        except BaseException:
+            return os.fstat(fd) if with_stat else None
+        finally:
             os.close(fd)
-            _unlink_quietly(tmp)
-            raise
-        os.close(fd)
-        return tmp, st
 
     def _make_folders(self, folder: str) -> None:
         """Create ``folder`` and its missing parents (PathCollisionError if a file is in the way)."""
@@ -462,6 +470,8 @@ class FileBackend:
     ) -> os.stat_result | None:
         """Write a temporary file, then rename it over ``loc`` (under the folder lock); return its stat."""
         path, folder, tmp_prefix = self._splits.get(loc) or self._split(loc)
+        if self.use_locks and not self.durable:
+            return self._store_in_held_folder(loc, path, folder, tmp_prefix, data, precondition, with_stat)
         tmp, st = self._make_temp(folder, tmp_prefix, data, with_stat)
         try:
             if self.use_locks:
@@ -485,17 +495,91 @@ class FileBackend:
                 os.replace(tmp, path)
         except OSError as e:
             _unlink_quietly(tmp)
-            if isinstance(e, IsADirectoryError) or (
-                e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM) and os.path.isdir(path)
-            ):
-                raise self._folder_in_the_way(path) from None
-            raise
+            raise self._rename_failure(e, path) from None
         except BaseException:
             _unlink_quietly(tmp)
             raise
         if self.durable:
             _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
         return st
+
+    def _store_in_held_folder(
+        self,
+        loc: Location,
+        path: str,
+        folder: str,
+        tmp_prefix: str,
+        data: bytes,
+        precondition: Precondition,
+        with_stat: bool,
+    ) -> os.stat_result | None:
+        """``_store`` with locks, not durable: the temporary file is made and renamed relative to
+        this process's kept descriptor of the folder (no path walks, no stat of the folder).
+
+        Creating the file through the descriptor proves the folder is still
+        linked (a removed folder takes no new entries); the file then pins it.
+        """
+        name = path[len(folder) + 1 :]
+        tmp_head = tmp_prefix[len(folder) + 1 :]
+        namer = _NAMER
+        for _ in range(_FOLDER_ATTEMPTS):
+            try:
+                held = folder_locks.hold(folder)
+            except FileNotFoundError:
+                self._make_folders(folder)
+                continue
+            except NotADirectoryError:
+                self._raise_if_blocked(folder)
+                continue
+            tmp = f"{tmp_head}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"
+            try:
+                fd = os.open(tmp, _O_TMP, 0o666, dir_fd=held.fd)
+            except FileNotFoundError:
+                folder_locks.drop(folder, held)  # removed since it was opened: open it again
+                continue
+            except FileExistsError:
+                folder_locks.let_go(held)
+                continue
+            except BaseException:
+                folder_locks.let_go(held)
+                raise
+            break
+        else:
+            raise _kept_vanishing(folder)
+        dfd = held.fd
+        try:
+            st = self._fill_temp(fd, data, with_stat)
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd=dfd)
+            folder_locks.let_go(held)
+            raise
+        try:
+            folder_locks.lock_held(folder, held)
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd=dfd)
+            folder_locks.drop(folder, held)  # a folder we cannot lock is not kept
+            raise
+        try:
+            if precondition is not None:
+                self._check(loc, path, precondition)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as e:
+            _unlink_quietly(tmp, dir_fd=dfd)
+            raise self._rename_failure(e, path) from None
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd=dfd)
+            raise
+        finally:
+            folder_locks.release(held)
+        return st
+
+    def _rename_failure(self, e: OSError, path: str) -> Exception:
+        """What to raise when renaming a temporary file over ``path`` failed with ``e``."""
+        if isinstance(e, IsADirectoryError) or (
+            e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM) and os.path.isdir(path)
+        ):
+            return self._folder_in_the_way(path)
+        return e
 
     def _link_if_absent(self, loc: Location, tmp: str, path: str) -> None:
         """Create ``path`` from ``tmp`` only if absent (atomic where link() works)."""
@@ -844,6 +928,6 @@ def _fsync_dir(folder: str, *, missing_ok: bool = False) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)

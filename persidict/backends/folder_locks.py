@@ -42,51 +42,75 @@ _kept: dict[str, FolderLock] = {}
 _kept_guard = threading.Lock()
 
 
-def acquire(folder: str, *, keep: bool = True) -> FolderLock:
-    """Lock ``folder`` exclusively; pass the result to ``release``.
+def hold(folder: str, *, keep: bool = True) -> FolderLock:
+    """This process's descriptor of ``folder``, its threading lock held (no ``flock`` yet).
 
+    The descriptor stays valid until ``let_go`` (or ``drop``): a writer may
+    open files relative to it. It may belong to a folder removed since it
+    was opened; ``acquire`` checks, and so does creating a file in it.
     Raises FileNotFoundError (or another OSError) when the folder cannot be
-    opened. ``keep=False`` opens a descriptor for this lock only (its
-    ``release`` closes it).
+    opened. ``keep=False`` opens a descriptor for this holder only.
     """
     while True:
         lock = _kept.get(folder) if keep else None
         if lock is None:
             lock = _open(folder, keep)
         lock.guard.acquire()
-        if not lock.usable:  # dropped while we waited for it
-            lock.guard.release()
-            continue
-        try:
-            fcntl.flock(lock.fd, fcntl.LOCK_EX)
-            if os.fstat(lock.fd).st_nlink > 0:
-                return lock
-        except OSError as e:
-            _drop(folder, lock)
-            if e.errno in _LOCK_UNSUPPORTED:
-                raise OSError(
-                    e.errno,
-                    f"Cannot lock folder {folder!r} ({e.strerror}); on filesystems without "
-                    "flock (some network or synced folders) open the dict with use_locks=False",
-                ) from e
-            raise
-        except BaseException:
-            _drop(folder, lock)
-            raise
-        _drop(folder, lock)  # removed meanwhile: a new folder may stand at that path
+        if lock.usable:
+            return lock
+        lock.guard.release()  # dropped while we waited for it
 
 
-def release(lock: FolderLock, *, fsync: bool = False) -> None:
-    """Unlock (then, with ``fsync``, fsync the folder) and let the next thread in."""
+def lock_held(folder: str, held: FolderLock) -> None:
+    """Take the ``flock`` of a held folder; on error the caller ``drop``s it."""
     try:
-        fcntl.flock(lock.fd, fcntl.LOCK_UN)
+        fcntl.flock(held.fd, fcntl.LOCK_EX)
+    except OSError as e:
+        if e.errno in _LOCK_UNSUPPORTED:
+            raise OSError(
+                e.errno,
+                f"Cannot lock folder {folder!r} ({e.strerror}); on filesystems without "
+                "flock (some network or synced folders) open the dict with use_locks=False",
+            ) from e
+        raise
+
+
+def acquire(folder: str, *, keep: bool = True) -> FolderLock:
+    """Lock ``folder`` exclusively (``hold`` + ``flock``, reopened if removed meanwhile); ``release`` it.
+
+    Raises FileNotFoundError (or another OSError) when the folder cannot be
+    opened. ``keep=False`` opens a descriptor for this lock only (its
+    ``release`` closes it).
+    """
+    while True:
+        held = hold(folder, keep=keep)
+        try:
+            lock_held(folder, held)
+            alive = os.fstat(held.fd).st_nlink > 0
+        except BaseException:
+            drop(folder, held)
+            raise
+        if alive:
+            return held
+        drop(folder, held)  # removed meanwhile: a new folder may stand at that path
+
+
+def release(held: FolderLock, *, fsync: bool = False) -> None:
+    """Unlock (then, with ``fsync``, fsync the folder) and ``let_go``."""
+    try:
+        fcntl.flock(held.fd, fcntl.LOCK_UN)
         if fsync:
-            os.fsync(lock.fd)
+            os.fsync(held.fd)
     finally:
-        if not lock.kept:
-            lock.usable = False
-            os.close(lock.fd)
-        lock.guard.release()
+        let_go(held)
+
+
+def let_go(held: FolderLock) -> None:
+    """Let the next thread in (closing a descriptor that is not kept)."""
+    if not held.kept:
+        held.usable = False
+        os.close(held.fd)
+    held.guard.release()
 
 
 def _open(folder: str, keep: bool) -> FolderLock:
@@ -104,8 +128,8 @@ def _open(folder: str, keep: bool) -> FolderLock:
     return lock
 
 
-def _drop(folder: str, lock: FolderLock) -> None:
-    """Forget and close ``lock`` (its guard held by the caller), then release the guard."""
+def drop(folder: str, lock: FolderLock) -> None:
+    """Forget and close a held ``lock`` (its folder was removed, or cannot lock), then let go."""
     lock.usable = False
     if lock.kept:
         with _kept_guard:
