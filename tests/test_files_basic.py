@@ -406,3 +406,21 @@ def test_writes_follow_a_folder_removed_and_made_again(tmp_path: pathlib.Path) -
     d1["a", "d"] = 3
     assert files_under(tmp_path) == [f"{suffixed('a')}/{suffixed('d')}.pkl"]
     assert d2["a", "d"] == 3
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_writes_follow_a_base_folder_renamed_away_and_replaced(tmp_path: pathlib.Path, durable: bool) -> None:
+    base = tmp_path / "store"
+    d: FileDirDict[int] = FileDirDict(base_dir=base, durable=durable)
+    d["a"] = 1
+    d["sub", "b"] = 2
+    base.rename(tmp_path / "old")  # rotated away, e.g. by a cache cleaner
+    base.mkdir()
+    d["a"] = 3
+    d["sub", "b"] = 4
+    assert files_under(base) == sorted([f"{suffixed('a')}.pkl", f"{suffixed('sub')}/{suffixed('b')}.pkl"])
+    assert dict(FileDirDict(base_dir=tmp_path / "old").items()) == {("a",): 1, ("sub", "b"): 2}
+    assert dict(d.items()) == {("a",): 3, ("sub", "b"): 4}
+    r = d.discard_if("a", d.etag("a"), ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and r.resulting_etag is ITEM_NOT_AVAILABLE
+    assert "a" not in d and FileDirDict(base_dir=tmp_path / "old")["a"] == 1

@@ -1,4 +1,4 @@
-"""Folder locks: kept descriptors, threads of one process, forked children, removed folders."""
+"""Folder locks: kept descriptors, threads of one process, forked children, stale folders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import pathlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,19 +17,30 @@ from persidict.backends import folder_locks
 
 
 @pytest.fixture(autouse=True)
-def _empty_table() -> Any:
+def _empty_table() -> Iterator[None]:
     folder_locks._forget_in_child()  # start and end with no kept descriptors
     yield
     folder_locks._forget_in_child()
 
 
-def test_threads_sharing_a_kept_descriptor_exclude_each_other(tmp_path: pathlib.Path) -> None:
+def _held(folder: str) -> folder_locks.FolderLock:
+    held = folder_locks.hold(folder)
+    folder_locks.lock_held(folder, held)
+    return held
+
+
+def _acquired(folder: str) -> folder_locks.FolderLock:
+    return folder_locks.acquire(folder)
+
+
+@pytest.mark.parametrize("take", [_held, _acquired])
+def test_threads_exclude_each_other(tmp_path: pathlib.Path, take: Callable[[str], Any]) -> None:
     folder = str(tmp_path)
     counter = [0]
 
     def work() -> None:
         for _ in range(200):
-            lock = folder_locks.acquire(folder)
+            lock = take(folder)
             try:
                 seen = counter[0]
                 time.sleep(0)  # invite a switch between read and write
@@ -42,28 +54,62 @@ def test_threads_sharing_a_kept_descriptor_exclude_each_other(tmp_path: pathlib.
     for t in threads:
         t.join()
     assert counter[0] == 1600
-    assert list(folder_locks._kept) == [folder]  # one descriptor served them all
+    # hold() served every thread with one kept descriptor; acquire() keeps none.
+    assert list(folder_locks._kept) == ([folder] if take is _held else [])
 
 
-def test_a_removed_and_recreated_folder_is_opened_again(tmp_path: pathlib.Path) -> None:
+def test_held_and_acquired_locks_of_one_folder_exclude_each_other(tmp_path: pathlib.Path) -> None:
+    folder = str(tmp_path)
+    held = _held(folder)
+    got: list[float] = []
+
+    def other() -> None:
+        lock = folder_locks.acquire(folder)  # another open file description: flock decides
+        got.append(time.monotonic())
+        folder_locks.release(lock)
+
+    t = threading.Thread(target=other)
+    t.start()
+    time.sleep(0.3)
+    released = time.monotonic()
+    folder_locks.release(held)
+    t.join(10)
+    assert got and got[0] >= released
+
+
+def test_a_stale_kept_descriptor_is_dropped_and_the_folder_reopened(tmp_path: pathlib.Path) -> None:
     folder = tmp_path / "f"
     folder.mkdir()
-    folder_locks.release(folder_locks.acquire(str(folder)))
+    folder_locks.release(_held(str(folder)))
     old = folder_locks._kept[str(folder)]
-    folder.rmdir()
+    folder.rename(tmp_path / "g")  # renamed away: the kept descriptor follows it
+    folder.mkdir()
+    held = folder_locks.hold(str(folder))
+    assert held is old  # hold() does not check: its users detect staleness
+    folder_locks.drop(str(folder), held)
+    assert str(folder) not in folder_locks._kept and not old.usable
+    held = folder_locks.hold(str(folder))
+    try:
+        assert os.fstat(held.fd).st_ino == os.stat(folder).st_ino  # the new folder
+    finally:
+        folder_locks.release(held)
+
+
+def test_acquire_locks_the_folder_at_the_path(tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "f"
     with pytest.raises(FileNotFoundError):
         folder_locks.acquire(str(folder))
-    assert str(folder) not in folder_locks._kept and not old.usable
     folder.mkdir()
     lock = folder_locks.acquire(str(folder))
     try:
-        assert os.fstat(lock.fd).st_ino == os.stat(folder).st_ino  # the new folder, not the old one
+        assert os.fstat(lock.fd).st_ino == os.stat(folder).st_ino
     finally:
         folder_locks.release(lock)
+    assert not lock.usable  # closed by release
 
 
 def _child_waits_for_the_lock(folder: str, got_at: Any) -> None:
-    lock = folder_locks.acquire(folder)
+    lock = _held(folder)
     got_at.value = time.monotonic()
     folder_locks.release(lock)
 
@@ -72,7 +118,7 @@ def test_a_forked_child_does_not_share_its_parents_lock(tmp_path: pathlib.Path) 
     folder = str(tmp_path)
     ctx = multiprocessing.get_context("fork")
     got_at = ctx.Value("d", 0.0)
-    lock = folder_locks.acquire(folder)  # kept: the child inherits the descriptor
+    lock = _held(folder)  # kept: the child inherits the descriptor
     child = ctx.Process(target=_child_waits_for_the_lock, args=(folder, got_at))
     child.start()
     time.sleep(0.5)
@@ -93,7 +139,7 @@ def test_at_most_the_limit_of_folders_is_kept(
         folders.append(str(tmp_path / str(i)))
     fds_before = len(os.listdir("/proc/self/fd"))
     for f in folders:
-        lock = folder_locks.acquire(f)
+        lock = _held(f)
         folder_locks.release(lock)
         assert lock.kept == (f in folders[:3])
     assert sorted(folder_locks._kept) == sorted(folders[:3])
@@ -110,12 +156,14 @@ def test_a_filesystem_without_flock_is_told_to_use_no_locks(
     with pytest.raises(OSError, match="use_locks=False") as e:
         folder_locks.acquire(str(tmp_path))
     assert e.value.errno == errno.ENOLCK
+    held = folder_locks.hold(str(tmp_path))
+    with pytest.raises(OSError, match="use_locks=False"):
+        folder_locks.lock_held(str(tmp_path), held)
+    folder_locks.drop(str(tmp_path), held)
     assert str(tmp_path) not in folder_locks._kept  # dropped, not kept half-working
 
 
-def test_durable_locks_are_not_kept_and_fsync_the_folder(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_release_can_fsync_the_folder(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
 
@@ -124,9 +172,9 @@ def test_durable_locks_are_not_kept_and_fsync_the_folder(
         real_fsync(fd)
 
     monkeypatch.setattr("persidict.backends.folder_locks.os.fsync", fsync)
-    lock = folder_locks.acquire(str(tmp_path), keep=False)
+    lock = folder_locks.acquire(str(tmp_path))
     fd = lock.fd
     folder_locks.release(lock, fsync=True)
-    assert synced == [fd] and not lock.usable and not folder_locks._kept
+    assert synced == [fd] and not folder_locks._kept
     with pytest.raises(OSError):
         os.fstat(fd)  # closed

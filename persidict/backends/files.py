@@ -10,12 +10,11 @@ Every mutation takes ``flock(LOCK_EX)`` on a descriptor of the item's
 folder and holds it only for the check of the precondition and the rename or
 unlink. ``flock`` locks belong to an open file description, so every opener
 of the folder — a dict, its subdicts, another process — agrees on the lock
-(folder_locks.py keeps descriptors open between writes, one per folder and
-process, and makes threads sharing one take turns). Non-durable writes with
-locks make and rename their temporary file relative to that descriptor: no
-path walk, and creating the file proves the folder was not removed since the
-descriptor was opened. With ``use_locks=False`` (folders synced by Dropbox and the like, which
-do not carry locks) conditional operations fall back to check-then-act;
+(non-durable writes with locks use a descriptor that folder_locks.py keeps
+open between writes, one per folder and process, and rename relative to it;
+see ``_store_in_held_folder`` for why that is the folder at the path).
+With ``use_locks=False`` (folders synced by Dropbox and the like, which do
+not carry locks) conditional operations fall back to check-then-act;
 create-if-absent stays atomic on the local disk through ``link()``.
 
 ETags are ``"<mtime_ns>:<size>:<inode>"``. Every write stamps its file with
@@ -477,7 +476,7 @@ class FileBackend:
             if self.use_locks:
                 # The temporary file keeps the folder from being removed, so
                 # the folder we lock is the one the rename lands in.
-                lock = folder_locks.acquire(folder, keep=not self.durable)
+                lock = folder_locks.acquire(folder)
                 replaced = False
                 try:
                     if precondition is not None:
@@ -513,65 +512,48 @@ class FileBackend:
         precondition: Precondition,
         with_stat: bool,
     ) -> os.stat_result | None:
-        """``_store`` with locks, not durable: the temporary file is made and renamed relative to
-        this process's kept descriptor of the folder (no path walks, no stat of the folder).
+        """``_store`` with locks, not durable: lock and rename through this process's kept
+        descriptor of the folder (no open, close or path walk of the folder per write).
 
-        Creating the file through the descriptor proves the folder is still
-        linked (a removed folder takes no new entries); the file then pins it.
+        The temporary file is made by path, so it stands in the folder now at
+        that path. Renaming it relative to the kept descriptor succeeds only
+        if the descriptor is that very folder; a stale one (its folder removed
+        or renamed away since) fails with FileNotFoundError, and is dropped
+        for a fresh one. The lock taken is thus the lock of the folder the
+        rename lands in.
         """
-        name = path[len(folder) + 1 :]
-        tmp_head = tmp_prefix[len(folder) + 1 :]
-        namer = _NAMER
-        for _ in range(_FOLDER_ATTEMPTS):
-            try:
+        tmp, st = self._make_temp(folder, tmp_prefix, data, with_stat)
+        cut = len(folder) + 1
+        name, tmp_name = path[cut:], tmp[cut:]
+        try:
+            for attempt in range(2):
                 held = folder_locks.hold(folder)
-            except FileNotFoundError:
-                self._make_folders(folder)
-                continue
-            except NotADirectoryError:
-                self._raise_if_blocked(folder)
-                continue
-            tmp = f"{tmp_head}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"
-            try:
-                fd = os.open(tmp, _O_TMP, 0o666, dir_fd=held.fd)
-            except FileNotFoundError:
-                folder_locks.drop(folder, held)  # removed since it was opened: open it again
-                continue
-            except FileExistsError:
-                folder_locks.let_go(held)
-                continue
-            except BaseException:
-                folder_locks.let_go(held)
-                raise
-            break
-        else:
-            raise _kept_vanishing(folder)
-        dfd = held.fd
-        try:
-            st = self._fill_temp(fd, data, with_stat)
-        except BaseException:
-            _unlink_quietly(tmp, dir_fd=dfd)
-            folder_locks.let_go(held)
-            raise
-        try:
-            folder_locks.lock_held(folder, held)
-        except BaseException:
-            _unlink_quietly(tmp, dir_fd=dfd)
-            folder_locks.drop(folder, held)  # a folder we cannot lock is not kept
-            raise
-        try:
-            if precondition is not None:
-                self._check(loc, path, precondition)
-            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                try:
+                    folder_locks.lock_held(folder, held)
+                except BaseException:
+                    folder_locks.drop(folder, held)  # a folder we cannot lock is not kept
+                    raise
+                try:
+                    if precondition is not None:
+                        self._check(loc, path, precondition)
+                    os.replace(tmp_name, name, src_dir_fd=held.fd, dst_dir_fd=held.fd)
+                except FileNotFoundError:
+                    folder_locks.drop(folder, held)  # stale: another folder stands at the path
+                    if attempt:
+                        raise
+                    continue
+                except BaseException:
+                    folder_locks.release(held)
+                    raise
+                folder_locks.release(held)
+                return st
         except OSError as e:
-            _unlink_quietly(tmp, dir_fd=dfd)
+            _unlink_quietly(tmp)
             raise self._rename_failure(e, path) from None
         except BaseException:
-            _unlink_quietly(tmp, dir_fd=dfd)
+            _unlink_quietly(tmp)
             raise
-        finally:
-            folder_locks.release(held)
-        return st
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _rename_failure(self, e: OSError, path: str) -> Exception:
         """What to raise when renaming a temporary file over ``path`` failed with ``e``."""
@@ -629,7 +611,7 @@ class FileBackend:
         lock = None
         if self.use_locks:
             try:
-                lock = folder_locks.acquire(folder, keep=not self.durable)
+                lock = folder_locks.acquire(folder)
             except OSError as e:
                 if e.errno not in _ABSENT_ERRNOS:
                     raise

@@ -2,15 +2,24 @@
 
 ``flock`` locks belong to an open file description, so every opener of a
 folder — another process, another FileBackend of this one — excludes the
-others. Opening a folder costs a path lookup and a close on every write, so
-descriptors of up to ``_KEPT_LIMIT`` folders are kept open between locks in a
-process-wide table. Threads sharing a kept descriptor take its threading lock
-first (``flock`` does not exclude two holders of one description).
+others.
 
-A kept descriptor may outlive its folder (deletes remove folders they leave
-empty): after taking the lock, a folder with no links left is dropped, and the
-folder opened again. A forked child empties the table: its inherited
-descriptors share the parent's open file descriptions, and so its locks.
+``acquire`` opens the folder for one lock: the folder it locks is the one at
+the path (checked to still have links once locked), whatever happened to
+the path before.
+
+``hold`` serves writers that rename files inside the folder: it hands out a
+descriptor kept open between writes (up to ``_KEPT_LIMIT`` folders per
+process), so that a write costs neither an open nor a close, and renames
+relative to it cost no path walk. A kept descriptor may be stale: its folder
+may have been removed, or renamed away, since it was opened. The holder must
+detect that from the operation itself — a temporary file made by path
+stands in the folder at the path, so renaming it relative to a stale
+descriptor fails with FileNotFoundError — and then ``drop`` it and hold
+again (which reopens the folder). Threads sharing a kept descriptor take its
+threading lock first (``flock`` does not exclude two holders of one
+description). A forked child empties the table: its inherited descriptors
+share the parent's open file descriptions, and so its locks.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ _KEPT_LIMIT = 64
 
 @attrs.define(eq=False)
 class FolderLock:
-    """A descriptor of a folder, the threading lock guarding its ``flock``, and whether the table keeps it."""
+    """A descriptor of a folder, the threading lock guarding it, and whether the table keeps it."""
 
     fd: int
     guard: threading.Lock
@@ -42,23 +51,19 @@ _kept: dict[str, FolderLock] = {}
 _kept_guard = threading.Lock()
 
 
-def hold(folder: str, *, keep: bool = True) -> FolderLock:
-    """This process's descriptor of ``folder``, its threading lock held (no ``flock`` yet).
+def hold(folder: str) -> FolderLock:
+    """A kept descriptor of ``folder`` (possibly stale, see the module), its threading lock held.
 
-    The descriptor stays valid until ``let_go`` (or ``drop``): a writer may
-    open files relative to it. It may belong to a folder removed since it
-    was opened; ``acquire`` checks, and so does creating a file in it.
-    Raises FileNotFoundError (or another OSError) when the folder cannot be
-    opened. ``keep=False`` opens a descriptor for this holder only.
+    Pass it to ``lock_held`` for the ``flock``, then to ``release`` (or, if
+    it turned out stale, ``drop``). Raises FileNotFoundError (or another
+    OSError) when the folder has to be opened and cannot be.
     """
     while True:
-        lock = _kept.get(folder) if keep else None
-        if lock is None:
-            lock = _open(folder, keep)
-        lock.guard.acquire()
-        if lock.usable:
-            return lock
-        lock.guard.release()  # dropped while we waited for it
+        held = _kept.get(folder) or _open(folder, keep=True)
+        held.guard.acquire()
+        if held.usable:
+            return held
+        held.guard.release()  # dropped while we waited for it
 
 
 def lock_held(folder: str, held: FolderLock) -> None:
@@ -75,15 +80,14 @@ def lock_held(folder: str, held: FolderLock) -> None:
         raise
 
 
-def acquire(folder: str, *, keep: bool = True) -> FolderLock:
-    """Lock ``folder`` exclusively (``hold`` + ``flock``, reopened if removed meanwhile); ``release`` it.
+def acquire(folder: str) -> FolderLock:
+    """Open ``folder`` and lock it exclusively (again if it was removed while we waited); ``release`` it.
 
-    Raises FileNotFoundError (or another OSError) when the folder cannot be
-    opened. ``keep=False`` opens a descriptor for this lock only (its
-    ``release`` closes it).
+    Raises FileNotFoundError (or another OSError) when the folder cannot be opened.
     """
     while True:
-        held = hold(folder, keep=keep)
+        held = _open(folder, keep=False)
+        held.guard.acquire()
         try:
             lock_held(folder, held)
             alive = os.fstat(held.fd).st_nlink > 0
@@ -96,49 +100,44 @@ def acquire(folder: str, *, keep: bool = True) -> FolderLock:
 
 
 def release(held: FolderLock, *, fsync: bool = False) -> None:
-    """Unlock (then, with ``fsync``, fsync the folder) and ``let_go``."""
+    """Unlock (then, with ``fsync``, fsync the folder) and let the next thread in."""
     try:
         fcntl.flock(held.fd, fcntl.LOCK_UN)
         if fsync:
             os.fsync(held.fd)
     finally:
-        let_go(held)
+        if not held.kept:
+            held.usable = False
+            os.close(held.fd)
+        held.guard.release()
 
 
-def let_go(held: FolderLock) -> None:
-    """Let the next thread in (closing a descriptor that is not kept)."""
-    if not held.kept:
-        held.usable = False
+def drop(folder: str, held: FolderLock) -> None:
+    """Forget and close a held descriptor (stale, or its folder cannot lock), then let the next thread in."""
+    held.usable = False
+    if held.kept:
+        with _kept_guard:
+            if _kept.get(folder) is held:
+                del _kept[folder]
+    try:
         os.close(held.fd)
-    held.guard.release()
+    finally:
+        held.guard.release()
 
 
 def _open(folder: str, keep: bool) -> FolderLock:
     fd = os.open(folder, _O_DIR)
-    lock = FolderLock(fd, threading.Lock(), False)
+    held = FolderLock(fd, threading.Lock(), False)
     if keep:
         with _kept_guard:
             other = _kept.get(folder)
             if other is None and len(_kept) < _KEPT_LIMIT:
-                lock.kept = True
-                _kept[folder] = lock
+                held.kept = True
+                _kept[folder] = held
         if other is not None:  # another thread kept one first
             os.close(fd)
             return other
-    return lock
-
-
-def drop(folder: str, lock: FolderLock) -> None:
-    """Forget and close a held ``lock`` (its folder was removed, or cannot lock), then let go."""
-    lock.usable = False
-    if lock.kept:
-        with _kept_guard:
-            if _kept.get(folder) is lock:
-                del _kept[folder]
-    try:
-        os.close(lock.fd)
-    finally:
-        lock.guard.release()
+    return held
 
 
 def _forget_in_child() -> None:
@@ -146,10 +145,10 @@ def _forget_in_child() -> None:
     inherited = list(_kept.values())
     _kept = {}
     _kept_guard = threading.Lock()
-    for lock in inherited:
-        lock.usable = False
+    for held in inherited:
+        held.usable = False
         with contextlib.suppress(OSError):
-            os.close(lock.fd)
+            os.close(held.fd)
 
 
 if hasattr(os, "register_at_fork"):
