@@ -227,8 +227,11 @@ class ValueCoder:
         """Check and serialise a value for ``key``."""
         if self.base_class_for_values is not None:
             self.check(key, value)
+        codec = self.codec
         try:
-            return self.codec.encode(value)
+            if type(codec) is PickleCodec:  # PickleCodec.encode, one call fewer on every write
+                return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+            return codec.encode(value)
         except TypeError as e:
             raise TypeError(
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"

@@ -248,7 +248,7 @@ class FileBackend:
         if known is not None and name.isascii() and len(name) <= name_max - 1 - _TMP_TAIL_MAX:
             folder, head = known
             path = head + name
-            if _byte_len(path) + 1 + _TMP_TAIL_MAX < path_max:
+            if path.isascii() and len(path) + 1 + _TMP_TAIL_MAX < path_max:
                 return path, folder, head + "." + name
         path = self.path(loc)
         folder, name = os.path.split(path)
@@ -404,27 +404,22 @@ class FileBackend:
         else:
             raise _kept_vanishing(folder)
         try:
-            st = self._fill_temp(fd, data, with_stat)
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
-        return tmp, st
-
-    def _fill_temp(self, fd: int, data: bytes, with_stat: bool) -> os.stat_result | None:
-        """Write ``data``, stamp the mtime (unique ETags), fsync if durable; close ``fd`` in any case."""
-        try:
             n = os.write(fd, data)
             if n < len(data):  # a short write (huge values): write on
                 view = memoryview(data)[n:]
                 while view:
                     view = view[os.write(fd, view) :]
             t = time.time_ns()
-            os.utime(fd, ns=(t, t))
+            os.utime(fd, ns=(t, t))  # the stamp that keeps ETags unique
             if self.durable:
                 os.fsync(fd)  # data, size and the stamped mtime
-            return os.fstat(fd) if with_stat else None
-        finally:
+            st = os.fstat(fd) if with_stat else None
+        except BaseException:
             os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
+        return tmp, st
 
     def _make_folders(self, folder: str) -> None:
         """Create ``folder`` and its missing parents (PathCollisionError if a file is in the way)."""
@@ -527,12 +522,7 @@ class FileBackend:
         name, tmp_name = path[cut:], tmp[cut:]
         try:
             for attempt in range(2):
-                held = folder_locks.hold(folder)
-                try:
-                    folder_locks.lock_held(folder, held)
-                except BaseException:
-                    folder_locks.drop(folder, held)  # a folder we cannot lock is not kept
-                    raise
+                held = folder_locks.hold_locked(folder)
                 try:
                     if precondition is not None:
                         self._check(loc, path, precondition)

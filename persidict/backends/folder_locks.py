@@ -66,6 +66,17 @@ def hold(folder: str) -> FolderLock:
         held.guard.release()  # dropped while we waited for it
 
 
+def hold_locked(folder: str) -> FolderLock:
+    """``hold`` then ``lock_held`` (a descriptor that cannot lock is dropped)."""
+    held = hold(folder)
+    try:
+        lock_held(folder, held)
+    except BaseException:
+        drop(folder, held)
+        raise
+    return held
+
+
 def lock_held(folder: str, held: FolderLock) -> None:
     """Take the ``flock`` of a held folder; on error the caller ``drop``s it."""
     try:
