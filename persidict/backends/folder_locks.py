@@ -113,7 +113,8 @@ def acquire(folder: str) -> FolderLock:
 def release(held: FolderLock, *, fsync: bool = False) -> None:
     """Unlock (then, with ``fsync``, fsync the folder) and let the next thread in."""
     try:
-        fcntl.flock(held.fd, fcntl.LOCK_UN)
+        if held.kept or fsync:  # closing a descriptor of our own unlocks it anyway
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
         if fsync:
             os.fsync(held.fd)
     finally:
