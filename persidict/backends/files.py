@@ -135,22 +135,19 @@ class _TempNamer:
         self.token = secrets.token_hex(4)
         self.counter = itertools.count()
         self.stem = f".{self.host}.{self.pid}.{self.token}"
+        """What every temporary name of this process carries, before its counter."""
 
     @staticmethod
     def prefix(final_name: str, name_max: int = _NAME_MAX) -> str:
         """The start of the names of temporary files for ``final_name`` (hidden, bounded).
 
-        "." + the result's tail + ``tail()`` is at most ``name_max`` bytes.
+        The result + ``stem`` + a hex counter + ``_TMP_SUFFIX`` is at most ``name_max`` bytes.
         """
         room = max(0, name_max - 1 - _TMP_TAIL_MAX)
         head = final_name[:room]
         while len(os.fsencode(head)) > room:
             head = head[:-1]
         return "." + head
-
-    def tail(self) -> str:
-        """The unique end of a temporary file name."""
-        return f"{self.stem}{next(self.counter):x}{_TMP_SUFFIX}"
 
 
 _NAMER = _TempNamer()
@@ -389,7 +386,7 @@ class FileBackend:
         """
         namer = _NAMER
         for _ in range(_FOLDER_ATTEMPTS):
-            tmp = f"{tmp_prefix}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"  # namer.tail(), inlined
+            tmp = f"{tmp_prefix}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"  # unique: host, pid, token
             try:
                 fd = os.open(tmp, _O_TMP, 0o666)
             except FileNotFoundError:
