@@ -11,8 +11,10 @@ from typing import Any, NoReturn
 from .backends.base import Location
 from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
 from .codecs import Codec
-from .flags import ETagConditionFlag, ETagIfExists, RetrieveValueFlag, TransformingFunction, ValueType
-from .keys import FileKey, Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .flags import ETagConditionFlag, ETagIfExists, Joker, RetrieveValueFlag, TransformingFunction, ValueType
+from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple, to_key
+from .ops.commands import Target
+from .persi_dict import PLAIN_VALUE_TYPES
 from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
 
@@ -148,6 +150,24 @@ class FileDirDict(StoreDict[ValueType]):
 
     # ------------------------------------------------------------ writes
     # The backend knows locations only: its refusals are told again with the key.
+
+    def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
+        """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
+        if type(key) is str and type(value) in PLAIN_VALUE_TYPES and not self._append_only:
+            # The hot path: a str key straight to its target (no joker, flag or PersiDict to rule on).
+            t = self._targets.get(key) or self._target_of_str(key)  # type: ignore[call-overload]
+            try:
+                self._files.put(t.loc, t.coder.encode(t.key, value))
+            except (FileNameTooLongError, PathCollisionError) as e:
+                self._refuse(t.key, e)
+        else:
+            super().__setitem__(key, value)
+
+    def _target_of_str(self, key: str) -> Target:
+        """``_target`` of a str key, cached under the str too (it hashes apart from the tuple)."""
+        t = self._target(to_key(key))
+        self._targets[key] = t  # type: ignore[index]
+        return t
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         try:

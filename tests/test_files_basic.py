@@ -424,3 +424,22 @@ def test_writes_follow_a_base_folder_renamed_away_and_replaced(tmp_path: pathlib
     r = d.discard_if("a", d.etag("a"), ETAG_IS_THE_SAME)
     assert r.condition_was_satisfied and r.resulting_etag is ITEM_NOT_AVAILABLE
     assert "a" not in d and FileDirDict(base_dir=tmp_path / "old")["a"] == 1
+
+
+def test_str_keys_on_the_write_fast_path_keep_every_rule(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[Any] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["a"] = 1
+    d["a"] = 2  # the str is cached beside its tuple: both name one item
+    assert d[("a",)] == 2 and d["a"] == 2 and len(d) == 1
+    d[("a",)] = 3
+    assert d["a"] == 3
+    with pytest.raises(ValueError, match="Invalid key component"):
+        d["a b"] = 1
+    with pytest.raises(TypeError, match=r"NonEmptySafeStrTuple\('lock'\)"):
+        d["lock"] = threading.Lock()
+    with pytest.raises(ValueError, match="NAME_MAX"):
+        d["x" * 250] = 1
+    typed: FileDirDict[int] = FileDirDict(base_dir=tmp_path / "t", durable=False, base_class_for_values=int)
+    with pytest.raises(TypeError, match="instance of int"):
+        typed["s"] = "str"  # type: ignore[assignment]
+    assert "lock" not in d and "s" not in typed and len(d) == 1
