@@ -24,9 +24,7 @@ def _empty_table() -> Iterator[None]:
 
 
 def _held(folder: str) -> folder_locks.FolderLock:
-    held = folder_locks.hold(folder)
-    folder_locks.lock_held(folder, held)
-    return held
+    return folder_locks.hold_locked(folder)
 
 
 def _acquired(folder: str) -> folder_locks.FolderLock:
@@ -54,7 +52,7 @@ def test_threads_exclude_each_other(tmp_path: pathlib.Path, take: Callable[[str]
     for t in threads:
         t.join()
     assert counter[0] == 1600
-    # hold() served every thread with one kept descriptor; acquire() keeps none.
+    # hold_locked() served every thread with one kept descriptor; acquire() keeps none.
     assert list(folder_locks._kept) == ([folder] if take is _held else [])
 
 
@@ -84,11 +82,11 @@ def test_a_stale_kept_descriptor_is_dropped_and_the_folder_reopened(tmp_path: pa
     old = folder_locks._kept[str(folder)]
     folder.rename(tmp_path / "g")  # renamed away: the kept descriptor follows it
     folder.mkdir()
-    held = folder_locks.hold(str(folder))
-    assert held is old  # hold() does not check: its users detect staleness
+    held = folder_locks.hold_locked(str(folder))
+    assert held is old  # hold_locked() does not check: its users detect staleness
     folder_locks.drop(str(folder), held)
     assert str(folder) not in folder_locks._kept and not old.usable
-    held = folder_locks.hold(str(folder))
+    held = folder_locks.hold_locked(str(folder))
     try:
         assert os.fstat(held.fd).st_ino == os.stat(folder).st_ino  # the new folder
     finally:
@@ -156,10 +154,8 @@ def test_a_filesystem_without_flock_is_told_to_use_no_locks(
     with pytest.raises(OSError, match="use_locks=False") as e:
         folder_locks.acquire(str(tmp_path))
     assert e.value.errno == errno.ENOLCK
-    held = folder_locks.hold(str(tmp_path))
     with pytest.raises(OSError, match="use_locks=False"):
-        folder_locks.lock_held(str(tmp_path), held)
-    folder_locks.drop(str(tmp_path), held)
+        folder_locks.hold_locked(str(tmp_path))
     assert str(tmp_path) not in folder_locks._kept  # dropped, not kept half-working
 
 

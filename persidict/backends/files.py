@@ -454,7 +454,11 @@ class FileBackend:
 
     def put(self, loc: Location, data: bytes) -> None:
         """``write`` without a precondition and without gathering the new Stat (one fstat fewer)."""
-        self._store(loc, data, None, False)
+        if self.use_locks and not self.durable:  # ``_store``'s dispatch, one call fewer
+            path, folder, tmp_prefix = self._splits.get(loc) or self._split(loc)
+            self._store_in_held_folder(loc, path, folder, tmp_prefix, data, None, False)
+        else:
+            self._store(loc, data, None, False)
 
     def _store(
         self, loc: Location, data: bytes, precondition: Precondition, with_stat: bool

@@ -8,15 +8,15 @@ others.
 the path (checked to still have links once locked), whatever happened to
 the path before.
 
-``hold`` serves writers that rename files inside the folder: it hands out a
+``hold_locked`` serves writers that rename files inside the folder: it hands out a
 descriptor kept open between writes (up to ``_KEPT_LIMIT`` folders per
 process), so that a write costs neither an open nor a close, and renames
 relative to it cost no path walk. A kept descriptor may be stale: its folder
 may have been removed, or renamed away, since it was opened. The holder must
 detect that from the operation itself — a temporary file made by path
 stands in the folder at the path, so renaming it relative to a stale
-descriptor fails with FileNotFoundError — and then ``drop`` it and hold
-again (which reopens the folder). Threads sharing a kept descriptor take its
+descriptor fails with FileNotFoundError — and then ``drop`` it and call
+``hold_locked`` again (which reopens the folder). Threads sharing a kept descriptor take its
 threading lock first (``flock`` does not exclude two holders of one
 description). A forked child empties the table: its inherited descriptors
 share the parent's open file descriptions, and so its locks.
@@ -51,44 +51,36 @@ _kept: dict[str, FolderLock] = {}
 _kept_guard = threading.Lock()
 
 
-def hold(folder: str) -> FolderLock:
-    """A kept descriptor of ``folder`` (possibly stale, see the module), its threading lock held.
+def hold_locked(folder: str) -> FolderLock:
+    """A kept descriptor of ``folder`` (possibly stale, see the module), its threading lock and flock held.
 
-    Pass it to ``lock_held`` for the ``flock``, then to ``release`` (or, if
-    it turned out stale, ``drop``). Raises FileNotFoundError (or another
-    OSError) when the folder has to be opened and cannot be.
+    Pass it to ``release``, or, if it turned out stale, to ``drop``. Raises
+    FileNotFoundError (or another OSError) when the folder has to be opened
+    and cannot be; a descriptor that cannot lock is dropped.
     """
     while True:
         held = _kept.get(folder) or _open(folder, keep=True)
         held.guard.acquire()
         if held.usable:
-            return held
+            break
         held.guard.release()  # dropped while we waited for it
-
-
-def hold_locked(folder: str) -> FolderLock:
-    """``hold`` then ``lock_held`` (a descriptor that cannot lock is dropped)."""
-    held = hold(folder)
     try:
-        lock_held(folder, held)
-    except BaseException:
+        fcntl.flock(held.fd, fcntl.LOCK_EX)
+    except BaseException as e:
         drop(folder, held)
+        if isinstance(e, OSError) and e.errno in _LOCK_UNSUPPORTED:
+            raise _unsupported(folder, e) from e
         raise
     return held
 
 
-def lock_held(folder: str, held: FolderLock) -> None:
-    """Take the ``flock`` of a held folder; on error the caller ``drop``s it."""
-    try:
-        fcntl.flock(held.fd, fcntl.LOCK_EX)
-    except OSError as e:
-        if e.errno in _LOCK_UNSUPPORTED:
-            raise OSError(
-                e.errno,
-                f"Cannot lock folder {folder!r} ({e.strerror}); on filesystems without "
-                "flock (some network or synced folders) open the dict with use_locks=False",
-            ) from e
-        raise
+def _unsupported(folder: str, e: OSError) -> OSError:
+    """The error for a filesystem without flock: what to do instead."""
+    return OSError(
+        e.errno,
+        f"Cannot lock folder {folder!r} ({e.strerror}); on filesystems without "
+        "flock (some network or synced folders) open the dict with use_locks=False",
+    )
 
 
 def acquire(folder: str) -> FolderLock:
@@ -100,10 +92,12 @@ def acquire(folder: str) -> FolderLock:
         held = _open(folder, keep=False)
         held.guard.acquire()
         try:
-            lock_held(folder, held)
+            fcntl.flock(held.fd, fcntl.LOCK_EX)
             alive = os.fstat(held.fd).st_nlink > 0
-        except BaseException:
+        except BaseException as e:
             drop(folder, held)
+            if isinstance(e, OSError) and e.errno in _LOCK_UNSUPPORTED:
+                raise _unsupported(folder, e) from e
             raise
         if alive:
             return held
