@@ -488,12 +488,8 @@ class FileBackend:
                 if precondition is not None:
                     self._check(loc, path, precondition)
                 os.replace(tmp, path)
-        except OSError as e:
-            _unlink_quietly(tmp)
-            raise self._rename_failure(e, path) from None
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
+        except BaseException as e:
+            raise self._abandon(tmp, path, e) from None
         if self.durable:
             _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
         return st
@@ -538,18 +534,20 @@ class FileBackend:
                     raise
                 folder_locks.release(held)
                 return st
-        except OSError as e:
-            _unlink_quietly(tmp)
-            raise self._rename_failure(e, path) from None
-        except BaseException:
-            _unlink_quietly(tmp)
-            raise
+        except BaseException as e:
+            raise self._abandon(tmp, path, e) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _rename_failure(self, e: OSError, path: str) -> Exception:
-        """What to raise when renaming a temporary file over ``path`` failed with ``e``."""
+    def _abandon(self, tmp: str, path: str, e: BaseException) -> BaseException:
+        """Remove the temporary file of a write that failed with ``e``; return what to raise.
+
+        A rename refused because a folder stands at ``path`` is a PathCollisionError.
+        """
+        _unlink_quietly(tmp)
         if isinstance(e, IsADirectoryError) or (
-            e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM) and os.path.isdir(path)
+            isinstance(e, OSError)
+            and e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM)
+            and os.path.isdir(path)
         ):
             return self._folder_in_the_way(path)
         return e
