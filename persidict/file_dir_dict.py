@@ -265,9 +265,8 @@ class FileDirDict(StoreDict[ValueType]):
                 elif key is None:
                     unknown.append(entry)
             if unknown:  # names not decoded yet: all of them on a first listing
-                file_keys(prefix, names, [e.name for e in unknown])
-                for entry in unknown:
-                    key = names[entry.name]
+                decoded = file_keys(prefix, names, [e.name for e in unknown])
+                for entry, key in zip(unknown, decoded, strict=True):
                     if key:
                         keys.append(key)
                         found.append(entry)

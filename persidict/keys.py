@@ -354,13 +354,14 @@ class Layout:
             self._folders[parts] = known  # type: ignore[assignment]
         return known  # type: ignore[return-value]
 
-    def file_keys(self, prefix: tuple[str, ...], names: dict[str, FileKey], new: list[str]) -> None:
-        """Decode the file names ``new`` of a folder holding keys under ``prefix`` into ``names``.
+    def file_keys(self, prefix: tuple[str, ...], names: dict[str, FileKey], new: list[str]) -> list[FileKey]:
+        """The keys of the file names ``new`` of a folder holding keys under ``prefix`` (False: none).
 
-        ``names`` (that folder's cache from ``folder``) maps each name to its
-        key, or False when it is none; all these caches together hold at most
-        _DECODED_LIMIT names. This is ``_decode_component`` unrolled: it runs
-        once per file on a dict's first listing.
+        Also remembered in ``names`` (that folder's cache from ``folder``);
+        all these caches together hold at most _DECODED_LIMIT names, so
+        another thread may clear them at any moment: use the returned list.
+        This is ``_decode_component`` unrolled: it runs once per file on a
+        dict's first listing.
         """
         if self._file_count + len(new) > self._DECODED_LIMIT:
             self._forget_files()
@@ -374,6 +375,7 @@ class Layout:
         pairs = _B32_PAIRS
         key_type = NonEmptySafeStrTuple
         make = tuple.__new__
+        keys: list[FileKey] = []
         for name in new:
             key: FileKey = False
             end = len(name) - k
@@ -392,6 +394,8 @@ class Layout:
                 if len(c) < SAFE_STRING_MAX_LENGTH and c != "." and c != "..":
                     key = make(key_type, (*prefix, c))
             names[name] = key
+            keys.append(key)
+        return keys
 
     def _forget_files(self) -> None:
         for _, names in list(self._folders.values()):

@@ -443,3 +443,35 @@ def test_str_keys_on_the_write_fast_path_keep_every_rule(tmp_path: pathlib.Path)
     with pytest.raises(TypeError, match="instance of int"):
         typed["s"] = "str"  # type: ignore[assignment]
     assert "lock" not in d and "s" not in typed and len(d) == 1
+
+
+def test_threads_listing_one_dict_while_its_name_caches_overflow(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persidict.keys import Layout
+
+    monkeypatch.setattr(Layout, "_DECODED_LIMIT", 40)  # other threads clear the caches mid-listing
+    import persidict.backends.files as files_module
+
+    monkeypatch.setattr(files_module, "_WALK_CHUNK", 7)
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    expected = {(f"k{i}",) for i in range(150)} | {("s", f"t{i}") for i in range(50)}
+    for k in expected:
+        d[k] = 1
+    fresh: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    seen: list[set[tuple[str, ...]]] = []
+    errors: list[BaseException] = []
+
+    def listing() -> None:
+        try:
+            for _ in range(5):
+                seen.append({tuple(k) for k in fresh})
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=listing) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(seen) == 20 and all(s == expected for s in seen)

@@ -348,10 +348,12 @@ def test_file_keys_decode_names_like_the_reference(
             part = part + "_" + _reference_digest(part, n) if n else part
         names.append(part + ("." + ext if ext else ""))
     cache: dict[str, Any] = {}
-    layout.file_keys(prefix, cache, names)
-    for name in names:
+    returned = layout.file_keys(prefix, cache, names)
+    assert len(returned) == len(names)
+    for name, got_back in zip(names, returned, strict=True):
         expected = _reference_key(prefix, name, "pkl", n)
         got = cache[name]
+        assert got_back == got or (not got_back and not got)
         assert (got or None) == expected, name
         if got:
             assert type(got) is NonEmptySafeStrTuple
