@@ -227,11 +227,8 @@ class ValueCoder:
         """Check and serialise a value for ``key``."""
         if self.base_class_for_values is not None:
             self.check(key, value)
-        codec = self.codec
         try:
-            if type(codec) is PickleCodec:  # PickleCodec.encode, one call fewer on every write
-                return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-            return codec.encode(value)
+            return self.dump(value)
         except TypeError as e:
             raise TypeError(
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
@@ -240,6 +237,13 @@ class ValueCoder:
             raise ValueError(
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
             ) from e
+
+    def dump(self, value: Any) -> bytes:
+        """The codec's bytes of ``value``: no checks, the codec's own errors (``encode`` names the key)."""
+        codec = self.codec
+        if type(codec) is PickleCodec:  # PickleCodec.encode, one call fewer on every write
+            return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        return codec.encode(value)
 
     def decode(self, key: object, data: bytes, where: Callable[[], str]) -> Any:
         """Deserialise the value stored for ``key`` (``where()`` names the place); check its type."""

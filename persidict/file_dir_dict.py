@@ -12,8 +12,7 @@ from .backends.base import Location
 from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
 from .codecs import Codec
 from .flags import ETagConditionFlag, ETagIfExists, Joker, RetrieveValueFlag, TransformingFunction, ValueType
-from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple, to_key
-from .ops.commands import Target
+from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple
 from .persi_dict import PLAIN_VALUE_TYPES
 from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
@@ -162,12 +161,6 @@ class FileDirDict(StoreDict[ValueType]):
                 self._refuse(t.key, e)
         else:
             super().__setitem__(key, value)
-
-    def _target_of_str(self, key: str) -> Target:
-        """``_target`` of a str key, cached under the str too (it hashes apart from the tuple)."""
-        t = self._target(to_key(key))
-        self._targets[key] = t  # type: ignore[index]
-        return t
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         try:

@@ -241,16 +241,9 @@ def add_digest_suffix(component: str, digest_len: int) -> str:
     A component that already ends in its own valid suffix is left alone, so
     the function is idempotent. With ``digest_len == 0`` nothing is added.
     """
-    n = digest_len
-    if n == 0:
+    if digest_len == 0 or has_digest_suffix(component, digest_len):
         return component
-    if (
-        len(component) > n + 1
-        and component[-n - 1] == "_"
-        and _digest_prefix(component[: -n - 1], n) == component[-n:]
-    ):
-        return component  # already its own valid suffix (has_digest_suffix, inlined)
-    return component + "_" + _digest_prefix(component, n)
+    return component + "_" + _digest_prefix(component, digest_len)
 
 
 def has_digest_suffix(component: str, digest_len: int) -> bool:

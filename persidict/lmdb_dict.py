@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .backends.base import IF_ABSENT, PreconditionFailed
-from .codecs import PICKLE_PROTOCOL, Codec, PickleCodec
+from .codecs import Codec
 from .flags import Joker, ValueType
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
 from .ops.decide import refuse_overwrite
@@ -147,9 +146,7 @@ class LmdbDict(StoreDict[ValueType]):
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
         self._put_raw = backend.put_raw
-        self._codec_encode = self._coder.codec.encode
-        # Plain pickles: call pickle.dumps directly (PickleCodec.encode, one call fewer).
-        self._pickles = type(self._coder.codec) is PickleCodec
+        self._dump = self._coder.dump
         self._codec_decode = self._coder.codec.decode
         self._settings: dict[str, Any] = {
             "atime_flush_interval": float(atime_flush_interval),
@@ -271,10 +268,7 @@ class LmdbDict(StoreDict[ValueType]):
             # The hot path: a str key straight to its LMDB key, the value to bytes.
             lk = self._lkeys.get(key) or self._lkey_of_str(key)
             try:
-                if self._pickles:
-                    data = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-                else:
-                    data = self._codec_encode(value)
+                data = self._dump(value)
             except Exception:
                 self._set(to_key(key), value)  # raises the error that names the key (or succeeds)
                 return
@@ -293,7 +287,7 @@ class LmdbDict(StoreDict[ValueType]):
         try:
             if base is not None and not isinstance(value, base):
                 raise TypeError
-            data = self._codec_encode(value)
+            data = self._dump(value)
         except Exception:
             data = self._coder.encode(key, value)  # raises the error that names the key (or succeeds)
         if self._append_only:
@@ -330,9 +324,7 @@ class LmdbDict(StoreDict[ValueType]):
     def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes, bytes]]:
         """(LMDB key, kept location, value bytes) of each pair; jokers are carried out in place."""
         lkeys = self._lkeys
-        encode = self._codec_encode
-        pickles = self._pickles
-        dumps = pickle.dumps
+        dump = self._dump
         base = self._coder.base_class_for_values
         for key, value in pairs:
             if type(value) not in PLAIN_VALUE_TYPES:
@@ -344,7 +336,7 @@ class LmdbDict(StoreDict[ValueType]):
             try:
                 if base is not None and not isinstance(value, base):
                     raise TypeError
-                data = dumps(value, protocol=PICKLE_PROTOCOL) if pickles else encode(value)
+                data = dump(value)
             except Exception:
                 data = self._coder.encode(to_key(key), value)
             if type(key) is str:

@@ -23,7 +23,7 @@ from .flags import (
     TransformingFunction,
     ValueType,
 )
-from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple
+from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, to_key
 from .ops import run as interpreter
 from .ops.commands import (
     DiscardIf,
@@ -130,6 +130,15 @@ class StoreDict(PersiDict[ValueType]):
             if len(self._targets) >= _TARGET_CACHE_LIMIT:
                 self._targets.clear()
             self._targets[key] = t
+        return t
+
+    def _target_of_str(self, key: str) -> Target:
+        """``_target`` of a str key as given, cached under the str too (it hashes apart from the tuple).
+
+        For hot paths that look a str key up in ``_targets`` before normalising it.
+        """
+        t = self._target(to_key(key))
+        self._targets[key] = t  # type: ignore[index]
         return t
 
     # ------------------------------------------------------------ hot paths

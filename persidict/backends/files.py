@@ -62,13 +62,13 @@ from .base import (
     ReadAnswer,
     Stat,
 )
+from .folder_locks import O_DIR
 
 _PATH_CACHE_LIMIT = 100_000
 _NAME_MAX = 255  # when the filesystem does not say (os.pathconf)
 _PATH_MAX = 4096
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 # Ends in a character no extension can contain, so a temporary file never
 # looks like an item, whatever the serialization format (even "tmp").
 _TMP_SUFFIX = ".tmp#"
@@ -888,7 +888,7 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 def _fsync_dir(folder: str, *, missing_ok: bool = False) -> None:
     try:
-        fd = os.open(folder, _O_DIR)
+        fd = os.open(folder, O_DIR)
     except FileNotFoundError:
         if missing_ok:
             return

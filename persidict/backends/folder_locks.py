@@ -32,7 +32,8 @@ import threading
 
 import attrs
 
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+"""Flags that open a folder for its descriptor."""
 _LOCK_UNSUPPORTED = frozenset({errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 _KEPT_LIMIT = 64
 
@@ -132,7 +133,7 @@ def drop(folder: str, held: FolderLock) -> None:
 
 
 def _open(folder: str, keep: bool) -> FolderLock:
-    fd = os.open(folder, _O_DIR)
+    fd = os.open(folder, O_DIR)
     held = FolderLock(fd, threading.Lock(), False)
     if keep:
         with _kept_guard:
