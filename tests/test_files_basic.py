@@ -15,6 +15,8 @@ import pytest
 from persidict.file_dir_dict import FileDirDict
 from persidict.flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE
 
+from .threads import run_in_threads
+
 
 def suffixed(component: str, n: int = 4) -> str:
     """The published layout's encoding of one key component, computed independently."""
@@ -237,11 +239,7 @@ def test_insert_if_absent_has_one_winner_among_threads(tmp_path: pathlib.Path, u
             if r.value_was_mutated:
                 winners.append((k, me))
 
-    threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(8, racer)
     assert sorted(k for k, _ in winners) == list(range(30))
     assert all(d[f"k{k}"] == me for k, me in winners)
 
@@ -250,15 +248,11 @@ def test_transform_item_is_atomic_across_threads(tmp_path: pathlib.Path) -> None
     d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
     d["n"] = 0
 
-    def work() -> None:
+    def work(_: int) -> None:
         for _ in range(50):
             d.transform_item("n", lambda v: v + 1, n_retries=None)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(4, work)
     assert d["n"] == 200
 
 
@@ -460,18 +454,10 @@ def test_threads_listing_one_dict_while_its_name_caches_overflow(
         d[k] = 1
     fresh: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
     seen: list[set[tuple[str, ...]]] = []
-    errors: list[BaseException] = []
 
-    def listing() -> None:
-        try:
-            for _ in range(5):
-                seen.append({tuple(k) for k in fresh})
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
+    def listing(_: int) -> None:
+        for _ in range(5):
+            seen.append({tuple(k) for k in fresh})
 
-    threads = [threading.Thread(target=listing) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(seen) == 20 and all(s == expected for s in seen)
+    run_in_threads(4, listing)
+    assert len(seen) == 20 and all(s == expected for s in seen)

@@ -15,6 +15,8 @@ import pytest
 
 from persidict.backends import folder_locks
 
+from .threads import run_in_threads
+
 
 @pytest.fixture(autouse=True)
 def _empty_table() -> Iterator[None]:
@@ -36,7 +38,7 @@ def test_threads_exclude_each_other(tmp_path: pathlib.Path, take: Callable[[str]
     folder = str(tmp_path)
     counter = [0]
 
-    def work() -> None:
+    def work(_: int) -> None:
         for _ in range(200):
             lock = take(folder)
             try:
@@ -46,11 +48,7 @@ def test_threads_exclude_each_other(tmp_path: pathlib.Path, take: Callable[[str]
             finally:
                 folder_locks.release(lock)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(8, work)
     assert counter[0] == 1600
     # hold_locked() served every thread with one kept descriptor; acquire() keeps none.
     assert list(folder_locks._kept) == ([folder] if take is _held else [])

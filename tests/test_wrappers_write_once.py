@@ -28,6 +28,8 @@ from persidict import (
 from persidict.backends.memory import MemoryBackend
 from persidict.wrappers.write_once import WriteOnceDict
 
+from .threads import run_in_threads
+
 
 def _store(**kwargs: Any) -> LocalDict[Any]:
     return LocalDict(append_only=True, **kwargs)
@@ -226,11 +228,7 @@ def test_concurrent_first_writes_have_one_winner(store: str, tmp_path: Path) -> 
         with lock:
             outcomes.append(outcome)
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(n, writer)
     # Values all differ, so every writer but the first must be refused at p=1.
     assert outcomes.count("refused") == n - 1
     (winner,) = [o for o in outcomes if o != "refused"]
