@@ -6,7 +6,8 @@ import copy
 import math
 import os
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from itertools import chain
+from typing import Any, NoReturn, cast
 
 from .backends.base import Location
 from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
@@ -246,6 +247,14 @@ class FileDirDict(StoreDict[ValueType]):
                 prefix, names = layout.folder(parts)
             if prefix is None:
                 continue
+            if entries[0].name not in names:  # most likely a first listing: decode them all
+                decoded = file_keys(prefix, names, [e.name for e in entries])
+                if all(decoded):
+                    yield cast(list[NonEmptySafeStrTuple], decoded), entries
+                else:
+                    pairs = [(k, e) for k, e in zip(decoded, entries, strict=True) if k]
+                    yield [k for k, _ in pairs], [e for _, e in pairs]
+                continue
             keys: list[NonEmptySafeStrTuple] = []
             found: list[os.DirEntry[str]] = []
             unknown: list[os.DirEntry[str]] = []
@@ -266,8 +275,7 @@ class FileDirDict(StoreDict[ValueType]):
             yield keys, found
 
     def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
-        for keys, _ in self._walk_keys():
-            yield from keys
+        return chain.from_iterable(keys for keys, _ in self._walk_keys())
 
     def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
         for keys, entries in self._walk_keys():

@@ -14,7 +14,8 @@ import hashlib
 import re
 import string
 from collections.abc import Callable, Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import repeat
 from typing import Any, Literal, SupportsIndex, TypeAlias, cast, overload
 
 SAFE_CHARS_SET: frozenset[str] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
@@ -221,6 +222,44 @@ def _digest_prefix(component: str, n: int) -> str:
     return (pairs[v >> 30] + pairs[(v >> 20) & 1023] + pairs[(v >> 10) & 1023] + pairs[v & 1023])[:n]
 
 
+_B32_VALUES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", bytes(range(32)))
+
+
+def _shifted(n: int, mask: int) -> bytes:
+    """A bytes.translate table taking every byte b to (b >> n) & mask."""
+    return bytes((b >> n) & mask for b in range(256))
+
+
+_SHR1_AND31, _SHR2, _SHR3, _SHR4, _SHR6 = (_shifted(n, 31) for n in (1, 2, 3, 4, 6))
+_AND1, _AND3, _AND7, _AND15 = (_shifted(0, m) for m in (1, 3, 7, 15))
+
+
+def _suffixes_match(heads: list[str], suffixes: str) -> bool:
+    """Whether ``suffixes`` is ``_digest_prefix(h, 4)`` of every head ``h``, concatenated in order.
+
+    The same test as comparing one by one, done on whole byte strings: the
+    4 base32 characters of a suffix hold the first 20 bits of the md5 (byte
+    0, byte 1, the high half of byte 2), compared piece by piece.
+    """
+    d = b"".join([_md5(h.encode()).digest() for h in heads])  # utf-8
+    b0, b1, b2 = d[0::16], d[1::16], d[2::16]
+    v = suffixes.encode().translate(_B32_VALUES)  # character -> its 5 bits
+    if len(v) != 4 * len(heads):
+        return False
+    v0, v1, v2, v3 = v[0::4], v[1::4], v[2::4], v[3::4]
+    return (
+        b0.translate(_SHR3) == v0  # bits 0-4
+        and b0.translate(_AND7) == v1.translate(_SHR2)  # bits 5-7
+        and b1.translate(_SHR6) == v1.translate(_AND3)  # bits 8-9
+        and b1.translate(_SHR1_AND31) == v2  # bits 10-14
+        and b1.translate(_AND1) == v3.translate(_SHR4)  # bit 15
+        and b2.translate(_SHR4) == v3.translate(_AND15)  # bits 16-19
+    )
+
+
+_new_key: Callable[[Iterable[str]], NonEmptySafeStrTuple] = partial(tuple.__new__, NonEmptySafeStrTuple)
+
+
 def _decode_component(encoded: str, digest_len: int) -> str | None:
     """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
     if _SAFE_NAME.fullmatch(encoded) is None:
@@ -276,7 +315,7 @@ class Layout:
     ``"." + extension``. Decoded names are cached: listings decode every file.
     """
 
-    __slots__ = ("_decoded", "_dot_ext", "_file_count", "_folders", "digest_len", "extension")
+    __slots__ = ("_decoded", "_dot_ext", "_file_count", "_folders", "_items", "digest_len", "extension")
 
     _DECODED_LIMIT = 65_536
 
@@ -284,6 +323,11 @@ class Layout:
         self.extension = extension
         self.digest_len = digest_len
         self._dot_ext = "." + extension
+        # A chunk of file names joined by "/", each shaped like an item with a
+        # 4-character suffix: safe, at most 253 characters before the
+        # extension, and the part before the suffix neither "." nor "..".
+        item = rf"(?!\.\.?_)[A-Za-z0-9()_\-~.=]{{1,248}}_[a-z2-7]{{4}}{re.escape(self._dot_ext)}"
+        self._items = re.compile(f"(?:{item}/)*{item}")
         # Encoded part (extension removed) -> key component, or None if not one.
         self._decoded: dict[str, str | None] = {}
         # Folder parts -> (the key prefix they hold, or None; file name -> key, False if none).
@@ -353,42 +397,32 @@ class Layout:
         Also remembered in ``names`` (that folder's cache from ``folder``);
         all these caches together hold at most _DECODED_LIMIT names, so
         another thread may clear them at any moment: use the returned list.
-        This is ``_decode_component`` unrolled: it runs once per file on a
-        dict's first listing.
+        It runs once per file on a dict's first listing, so with the default
+        digest length a chunk whose names all look like suffixed items (one
+        regex over the chunk says so) has all its suffixes checked at once.
         """
         if self._file_count + len(new) > self._DECODED_LIMIT:
             self._forget_files()
             names.clear()
-        self._file_count += len(new)
-        dot_ext = self._dot_ext
-        k = len(dot_ext)
-        n = self.digest_len
-        fullmatch = _SAFE_NAME.fullmatch
-        md5 = _md5
-        pairs = _B32_PAIRS
-        key_type = NonEmptySafeStrTuple
-        make = tuple.__new__
-        keys: list[FileKey] = []
-        for name in new:
-            key: FileKey = False
-            end = len(name) - k
-            if end > 0 and name.endswith(dot_ext) and fullmatch(name, 0, end) is not None:
-                c = name[:end]
-                cut = end - n - 1
-                if n and cut > 0 and name[cut] == "_":
-                    head = name[:cut]
-                    if n == 4:  # the default, inlined from _digest_prefix
-                        d = md5(head.encode("utf-8")).digest()
-                        v = (d[0] << 12) | (d[1] << 4) | (d[2] >> 4)
-                        if pairs[v >> 10] + pairs[v & 1023] == c[cut + 1 :]:
-                            c = head
-                    elif _digest_prefix(head, n) == c[cut + 1 :]:
-                        c = head
-                if len(c) < SAFE_STRING_MAX_LENGTH and c != "." and c != "..":
-                    key = make(key_type, (*prefix, c))
-            names[name] = key
-            keys.append(key)
+        keys: list[FileKey] | None = None
+        if self.digest_len == 4 and self._items.fullmatch("/".join(new)) is not None:
+            cut = -len(self._dot_ext) - 5  # where "_" + 4 digest characters start
+            heads = [name[:cut] for name in new]
+            if _suffixes_match(heads, "".join([name[cut + 1 : cut + 5] for name in new])):
+                keys = list(map(_new_key, zip(*map(repeat, prefix), heads, strict=False)))
+        if keys is None:  # another digest length, or a name that is no suffixed item
+            keys = [self._file_key(prefix, name) for name in new]
+        known = len(names)
+        names.update(zip(new, keys, strict=True))
+        self._file_count += max(len(names) - known, 0)  # a name decoded again counts once
         return keys
+
+    def _file_key(self, prefix: tuple[str, ...], name: str) -> FileKey:
+        """The key the file ``name`` holds in a folder of keys under ``prefix``, False if none."""
+        if not name.endswith(self._dot_ext):
+            return False
+        c = _decode_component(name[: -len(self._dot_ext)], self.digest_len)
+        return False if c is None else tuple.__new__(NonEmptySafeStrTuple, (*prefix, c))
 
     def _forget_files(self) -> None:
         for _, names in list(self._folders.values()):

@@ -378,3 +378,51 @@ def test_file_name_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             assert total <= 50 and len(cache) <= 50
     assert seen == 600
     assert layout.folder(("not a key",))[0] is None
+
+
+@given(st.lists(st.text(max_size=12), max_size=20), st.data())
+def test_suffixes_match_is_the_one_by_one_comparison(heads: list[str], data: st.DataObject) -> None:
+    from persidict.keys import _suffixes_match
+
+    suffixes = [_reference_digest(h, 4) for h in heads]
+    assert _suffixes_match(heads, "".join(suffixes))
+    if heads:
+        i = data.draw(st.integers(0, len(heads) - 1))
+        j = data.draw(st.integers(0, 3))
+        wrong = data.draw(st.sampled_from([c for c in "abcdefghijklmnopqrstuvwxyz234567" if c != suffixes[i][j]]))
+        changed = suffixes[:i] + [suffixes[i][:j] + wrong + suffixes[i][j + 1 :]] + suffixes[i + 1 :]
+        assert not _suffixes_match(heads, "".join(changed))
+        assert not _suffixes_match(heads, "".join(suffixes)[:-1])  # one character short
+
+
+@given(
+    st.lists(component, min_size=1, max_size=30),
+    st.one_of(st.none(), st.tuples(st.integers(0, 29), file_name_parts)),
+    st.sampled_from([(), ("a",), ("a", "b_c")]),
+    st.sampled_from(["pkl", "json"]),
+)
+def test_file_keys_of_suffixed_names_are_checked_together(
+    parts: list[str], odd: tuple[int, str] | None, prefix: tuple[str, ...], ext: str
+) -> None:
+    """Chunks of suffixed names take the batch check; one odd name sends the chunk one by one."""
+    layout = Layout(ext, 4)
+    names = [p + "_" + _reference_digest(p, 4) + "." + ext for p in parts]
+    if odd is not None:
+        names.insert(odd[0] % (len(names) + 1), odd[1] + "." + ext)
+    one_by_one = []
+    original = Layout._file_key
+
+    def spy(self: Layout, prefix: tuple[str, ...], name: str) -> Any:
+        one_by_one.append(name)
+        return original(self, prefix, name)
+
+    cache: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Layout, "_file_key", spy)
+        returned = layout.file_keys(prefix, cache, names)
+    for name, got in zip(names, returned, strict=True):
+        assert (got or None) == _reference_key(prefix, name, ext, 4), name
+        assert cache[name] == got
+    plain = all(not p.startswith(("._", ".._")) and len(p) <= 248 for p in parts)
+    if odd is None and plain:
+        assert one_by_one == []  # the batch path decoded them
