@@ -14,6 +14,7 @@ import importlib.util
 import io
 import pickle
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -214,6 +215,17 @@ class ValueCoder:
 
     codec: Codec
     base_class_for_values: type | None = None
+    dump: Callable[[Any], bytes] = attrs.field(init=False, eq=False, repr=False)
+    """The codec's bytes of a value: no checks, the codec's own errors (``encode`` names the key).
+
+    A plain pickle calls ``pickle.dumps`` directly: no Python frame on every write.
+    """
+
+    @dump.default
+    def _dumper(self) -> Callable[[Any], bytes]:
+        if type(self.codec) is PickleCodec:
+            return partial(pickle.dumps, protocol=PICKLE_PROTOCOL)
+        return self.codec.encode
 
     def check(self, key: object, value: Any) -> None:
         """Raise TypeError if ``value`` may not be stored under ``key``."""
@@ -237,13 +249,6 @@ class ValueCoder:
             raise ValueError(
                 f"Cannot serialise the value for key {key!r} as {self.codec.extension!r}: {e}"
             ) from e
-
-    def dump(self, value: Any) -> bytes:
-        """The codec's bytes of ``value``: no checks, the codec's own errors (``encode`` names the key)."""
-        codec = self.codec
-        if type(codec) is PickleCodec:  # PickleCodec.encode, one call fewer on every write
-            return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-        return codec.encode(value)
 
     def decode(self, key: object, data: bytes, where: Callable[[], str]) -> Any:
         """Deserialise the value stored for ``key`` (``where()`` names the place); check its type."""

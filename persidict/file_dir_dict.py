@@ -13,7 +13,7 @@ from .backends.base import Location
 from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
 from .codecs import Codec
 from .flags import ETagConditionFlag, ETagIfExists, Joker, RetrieveValueFlag, TransformingFunction, ValueType
-from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple
+from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple, to_key
 from .persi_dict import PLAIN_VALUE_TYPES
 from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
@@ -154,14 +154,22 @@ class FileDirDict(StoreDict[ValueType]):
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
         if type(key) is str and type(value) in PLAIN_VALUE_TYPES and not self._append_only:
-            # The hot path: a str key straight to its target (no joker, flag or PersiDict to rule on).
-            t = self._targets.get(key) or self._target_of_str(key)  # type: ignore[call-overload]
-            try:
-                self._files.put(t.loc, t.coder.encode(t.key, value))
-            except (FileNameTooLongError, PathCollisionError) as e:
-                self._refuse(t.key, e)
-        else:
-            super().__setitem__(key, value)
+            # The hot path: a str key straight to its location (no joker, flag or PersiDict to rule on).
+            loc = self._str_locs.get(key) or self._loc_of_str(key)
+            if loc is not None:
+                coder = self._coder
+                try:
+                    if coder.base_class_for_values is not None:
+                        raise TypeError
+                    data = coder.dump(value)
+                except Exception:
+                    data = coder.encode(to_key(key), value)  # raises the error naming the key (or succeeds)
+                try:
+                    self._files.put(loc, data)
+                except (FileNameTooLongError, PathCollisionError) as e:
+                    self._refuse(to_key(key), e)
+                return
+        super().__setitem__(key, value)
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         try:

@@ -49,9 +49,14 @@ def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
     return "".join(c if c in SAFE_CHARS_SET else replace_with for c in a_str)
 
 
+def is_key_component(s: str) -> bool:
+    """Whether the str ``s`` is a valid key component (safe characters, 1-253 long, not . or ..)."""
+    return _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != ".."
+
+
 def _component_problem(s: str) -> str | None:
     """Explain why ``s`` is not a valid key component, or return None."""
-    if _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != "..":
+    if is_key_component(s):
         return None
     if s == "":
         return "it is empty"
@@ -170,7 +175,7 @@ def to_key(key: object) -> NonEmptySafeStrTuple:
         return key  # type: ignore[return-value,unused-ignore]
     if t is str:
         s = cast(str, key)
-        if _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != "..":
+        if is_key_component(s):
             return tuple.__new__(NonEmptySafeStrTuple, (s,))
     if t is str or t is tuple:
         try:
@@ -280,9 +285,10 @@ def add_digest_suffix(component: str, digest_len: int) -> str:
     A component that already ends in its own valid suffix is left alone, so
     the function is idempotent. With ``digest_len == 0`` nothing is added.
     """
-    if digest_len == 0 or has_digest_suffix(component, digest_len):
-        return component
-    return component + "_" + _digest_prefix(component, digest_len)
+    n = digest_len
+    if n == 0 or (len(component) > n + 1 and component[-n - 1] == "_" and has_digest_suffix(component, n)):
+        return component  # (the cheap test first: most components end in no "_" + n characters)
+    return component + "_" + _digest_prefix(component, n)
 
 
 def has_digest_suffix(component: str, digest_len: int) -> bool:

@@ -272,7 +272,7 @@ class LmdbDict(StoreDict[ValueType]):
             except Exception:
                 self._set(to_key(key), value)  # raises the error that names the key (or succeeds)
                 return
-            self._put_raw(lk[0], lk[1], data)
+            self._put_raw(lk, data)
         else:
             self._set(to_key(key), value)
 
@@ -296,8 +296,7 @@ class LmdbDict(StoreDict[ValueType]):
             except PreconditionFailed:
                 raise refuse_overwrite(key) from None
             return
-        lkey, kept = self._lkeys.get(key) or self._lkey(key)
-        self._put_raw(lkey, kept, data)
+        self._put_raw(self._lkeys.get(key) or self._lkey(key), data)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``.

@@ -23,7 +23,7 @@ from .flags import (
     TransformingFunction,
     ValueType,
 )
-from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, to_key
+from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, is_key_component
 from .ops import run as interpreter
 from .ops.commands import (
     DiscardIf,
@@ -52,6 +52,7 @@ class StoreDict(PersiDict[ValueType]):
     _coder: ValueCoder
     _append_only: bool
     _targets: dict[NonEmptySafeStrTuple, Target]
+    _str_locs: dict[str, Location]
 
     def _init_store(
         self,
@@ -85,7 +86,7 @@ class StoreDict(PersiDict[ValueType]):
         self._layout = Layout(codec.extension, digest_len)
         self._coder = ValueCoder(codec, base_class_for_values)
         self._append_only = append_only
-        self._targets = {}
+        self._forget_targets()
 
     # ------------------------------------------------------------ properties
 
@@ -123,6 +124,11 @@ class StoreDict(PersiDict[ValueType]):
 
     # ------------------------------------------------------------ targets
 
+    def _forget_targets(self) -> None:
+        """Start with empty caches of targets and str-key locations."""
+        self._targets = {}
+        self._str_locs = {}
+
     def _target(self, key: NonEmptySafeStrTuple) -> Target:
         t = self._targets.get(key)
         if t is None:
@@ -132,14 +138,18 @@ class StoreDict(PersiDict[ValueType]):
             self._targets[key] = t
         return t
 
-    def _target_of_str(self, key: str) -> Target:
-        """``_target`` of a str key as given, cached under the str too (it hashes apart from the tuple).
+    def _loc_of_str(self, key: str) -> Location | None:
+        """Where the str key ``key`` is stored (cached in ``_str_locs``), None if it is no valid key.
 
-        For hot paths that look a str key up in ``_targets`` before normalising it.
+        For write paths that take a str key as given: no key object or Target is built.
         """
-        t = self._target(to_key(key))
-        self._targets[key] = t  # type: ignore[index]
-        return t
+        if not is_key_component(key):
+            return None
+        loc = self._root + self._layout.location((key,))
+        if len(self._str_locs) >= _TARGET_CACHE_LIMIT:
+            self._str_locs.clear()
+        self._str_locs[key] = loc
+        return loc
 
     # ------------------------------------------------------------ hot paths
 
@@ -250,7 +260,7 @@ class StoreDict(PersiDict[ValueType]):
         sub = copy.copy(self)
         sub._root = self._root + self._layout.encode_prefix(prefix)
         sub._layout = Layout(self._layout.extension, self._layout.digest_len)
-        sub._targets = {}
+        sub._forget_targets()
         return sub
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -261,7 +271,7 @@ class StoreDict(PersiDict[ValueType]):
     def __copy__(self) -> StoreDict[ValueType]:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new._targets = {}
+        new._forget_targets()
         return new
 
 

@@ -197,6 +197,34 @@ def test_longest_storable_components(
     assert sorted(d.keys()) == sorted([("f" * longest_file,), ("g" * longest_folder, "x")])
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_temporary_names_are_short_and_name_host_and_process(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """Whatever the item's name, its temporary file is ".host.pid.token<counter>.tmp#"."""
+    import socket
+
+    from persidict.keys import replace_unsafe_chars
+
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def spy(src: Any, dst: Any, **kw: Any) -> None:
+        renamed.append(os.path.basename(src))
+        real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", spy)
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=durable)
+    d["f" * 246] = 1
+    d["short"] = 2
+    host = replace_unsafe_chars(socket.gethostname() or "host", "_")[:40]
+    assert len(renamed) == 2
+    for name in renamed:
+        assert name.startswith(f".{host}.{os.getpid()}.") and name.endswith(".tmp#"), name
+        assert len(name) <= 82 and "fff" not in name and "short" not in name
+    assert d["f" * 246] == 1 and d["short"] == 2
+
+
 def _assert_absent(d: FileDirDict[Any], key: Any) -> None:
     assert key not in d
     assert d.get(key) is None

@@ -389,8 +389,9 @@ def test_suffixes_match_is_the_one_by_one_comparison(heads: list[str], data: st.
     if heads:
         i = data.draw(st.integers(0, len(heads) - 1))
         j = data.draw(st.integers(0, 3))
-        wrong = data.draw(st.sampled_from([c for c in "abcdefghijklmnopqrstuvwxyz234567" if c != suffixes[i][j]]))
-        changed = suffixes[:i] + [suffixes[i][:j] + wrong + suffixes[i][j + 1 :]] + suffixes[i + 1 :]
+        alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+        wrong = data.draw(st.sampled_from([c for c in alphabet if c != suffixes[i][j]]))
+        changed = [*suffixes[:i], suffixes[i][:j] + wrong + suffixes[i][j + 1 :], *suffixes[i + 1 :]]
         assert not _suffixes_match(heads, "".join(changed))
         assert not _suffixes_match(heads, "".join(suffixes)[:-1])  # one character short
 

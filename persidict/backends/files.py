@@ -72,9 +72,10 @@ _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 # Ends in a character no extension can contain, so a temporary file never
 # looks like an item, whatever the serialization format (even "tmp").
 _TMP_SUFFIX = ".tmp#"
-# The longest tail of a temporary name: host <= 40, pid <= 10, token 8,
-# counter <= 16, dots and suffix. "." + name[:room] + tail fits in NAME_MAX.
-_TMP_TAIL_MAX = 1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX)
+# The longest temporary file name: "." host (<= 40) "." pid (<= 10) "."
+# token (8), a hex counter (<= 16), the suffix. Short, whatever the item's
+# name: a short name is cheaper to create and rename than a long one.
+_TMP_NAME_MAX = 1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX)
 # Errors of a lookup that mean "nothing is stored there": no such file, a
 # file where a folder of the path should be, a name or path too long to exist.
 _ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
@@ -136,18 +137,6 @@ class _TempNamer:
         self.counter = itertools.count()
         self.stem = f".{self.host}.{self.pid}.{self.token}"
         """What every temporary name of this process carries, before its counter."""
-
-    @staticmethod
-    def prefix(final_name: str, name_max: int = _NAME_MAX) -> str:
-        """The start of the names of temporary files for ``final_name`` (hidden, bounded).
-
-        The result + ``stem`` + a hex counter + ``_TMP_SUFFIX`` is at most ``name_max`` bytes.
-        """
-        room = max(0, name_max - 1 - _TMP_TAIL_MAX)
-        head = final_name[:room]
-        while len(os.fsencode(head)) > room:
-            head = head[:-1]
-        return "." + head
 
 
 _NAMER = _TempNamer()
@@ -242,19 +231,19 @@ class FileBackend:
         name = loc[-1]
         parts = loc[:-1]
         known = self._folders.get(parts)
-        if known is not None and name.isascii() and len(name) <= name_max - 1 - _TMP_TAIL_MAX:
-            folder, head = known
+        if known is not None and name.isascii() and len(name) <= name_max:
+            folder, head = known  # its temporary names fit: checked once
             path = head + name
-            if path.isascii() and len(path) + 1 + _TMP_TAIL_MAX < path_max:
-                return path, folder, head + "." + name
+            if path.isascii() and len(path) < path_max:
+                return path, folder, head
         path = self.path(loc)
-        folder, name = os.path.split(path)
-        tmp_prefix = os.path.join(folder, _NAMER.prefix(name, name_max))
-        self._check_lengths(loc, path, tmp_prefix, name_max, path_max)
+        folder = os.path.dirname(path)
+        head = os.path.join(folder, "")
+        self._check_lengths(loc, path, head, name_max, path_max)
         if len(self._folders) >= _PATH_CACHE_LIMIT:
             self._folders.clear()
-        self._folders[parts] = (folder, os.path.join(folder, ""))  # its names fit: checked above
-        return path, folder, tmp_prefix
+        self._folders[parts] = (folder, head)
+        return path, folder, head
 
     def _check_lengths(self, loc: Location, path: str, tmp_prefix: str, name_max: int, path_max: int) -> None:
         """Raise FileNameTooLongError unless every name and the path fit the filesystem's limits."""
@@ -283,7 +272,7 @@ class FileBackend:
                     index=None,
                 )
         self._base_dir_fits = True  # checked once: the base folder's own names fit
-        size = max(_byte_len(path), _byte_len(tmp_prefix) + _TMP_TAIL_MAX)
+        size = max(_byte_len(path), _byte_len(tmp_prefix) + _TMP_NAME_MAX)
         if size >= path_max:
             raise FileNameTooLongError(
                 f"the path {path!r} would be up to {size} bytes long (with its temporary file), over the "

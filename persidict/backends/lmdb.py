@@ -58,6 +58,8 @@ _HDR_SIZE = _HDR.size
 _VERSION_SIZE = 12  # txnid + write number: the bytes an ETag is made of
 _CTIME = struct.Struct("<d")
 _CTIME_AT = 12
+_pack_header = _HDR.pack
+_unpack_ctime = _CTIME.unpack_from
 _ATIME = struct.Struct("<d")
 _LIST_BATCH = 1000
 _DELETE_BATCH = 1000
@@ -365,13 +367,13 @@ class LmdbBackend:
 
     def put(self, loc: Location, data: bytes) -> None:
         """Unconditional write."""
-        lkey, kept = self._key(loc)
-        self.put_raw(lkey, kept, data)
+        self.put_raw(self._key(loc), data)
 
-    def put_raw(self, lkey: bytes, kept: bytes, data: bytes) -> None:
-        """Unconditional write at an LMDB key from ``lmdb_key`` (the ``d[key] = value`` hot path)."""
+    def put_raw(self, lk: tuple[bytes, bytes], data: bytes) -> None:
+        """Unconditional write at ``lk``, an (LMDB key, kept location) pair from ``lmdb_key`` (the hot path)."""
         h = self._h
         batch = h.batch
+        lkey, kept = lk
         if batch is None or h.batch_owner != _get_ident():
             self._write(
                 lambda txn, txnid, seq: self._put_at(txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
@@ -386,15 +388,15 @@ class LmdbBackend:
             if old is None:
                 ctime = now
             elif self._ttl is None:
-                ctime = _CTIME.unpack_from(old, _CTIME_AT)[0]
+                ctime = _unpack_ctime(old, _CTIME_AT)[0]
             else:
                 _, _, ctime, mtime, _ = _HDR.unpack_from(old)
                 if now - mtime > self._ttl:
                     ctime = now  # expired: this write starts a new life
             if kept:
-                cur.put(lkey, _HDR.pack(batch.txnid, seq, ctime, now, len(kept)) + kept + data)
+                cur.put(lkey, _pack_header(batch.txnid, seq, ctime, now, len(kept)) + kept + data)
             else:
-                cur.put(lkey, _HDR.pack(batch.txnid, seq, ctime, now, 0) + data)
+                cur.put(lkey, _pack_header(batch.txnid, seq, ctime, now, 0) + data)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
 
