@@ -320,8 +320,8 @@ class LmdbDict(StoreDict[ValueType]):
         with self.transaction():
             self._lmdb.put_many_raw(self._encoded(pairs))
 
-    def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[bytes, bytes, bytes]]:
-        """(LMDB key, kept location, value bytes) of each pair; jokers are carried out in place."""
+    def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[tuple[bytes, bytes], bytes]]:
+        """((LMDB key, kept location), value bytes) of each pair; jokers are carried out in place."""
         lkeys = self._lkeys
         dump = self._dump
         base = self._coder.base_class_for_values
@@ -339,11 +339,10 @@ class LmdbDict(StoreDict[ValueType]):
             except Exception:
                 data = self._coder.encode(to_key(key), value)
             if type(key) is str:
-                lkey, kept = lkeys.get(key) or self._lkey_of_str(key)
+                yield lkeys.get(key) or self._lkey_of_str(key), data
             else:
                 k = to_key(key)
-                lkey, kept = lkeys.get(k) or self._lkey(k)
-            yield lkey, kept, data
+                yield lkeys.get(k) or self._lkey(k), data
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._lmdb.exists_raw((self._lkeys.get(key) or self._lkey(key))[0])

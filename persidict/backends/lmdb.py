@@ -400,14 +400,17 @@ class LmdbBackend:
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
 
-    def put_many_raw(self, items: Iterable[tuple[bytes, bytes, bytes]]) -> int:
-        """Write (LMDB key, kept location, value bytes) records inside this thread's batch."""
+    def put_many_raw(self, items: Iterable[tuple[tuple[bytes, bytes], bytes]]) -> int:
+        """Write ((LMDB key, kept location), value bytes) records inside this thread's batch.
+
+        They share one mtime: they commit together.
+        """
         h = self._h
         batch = h.batch
         if batch is None or h.batch_owner != _get_ident():
             raise RuntimeError("put_many_raw() runs inside LmdbDict.transaction()")
         cur = batch.cursor
-        clock = self._clock
+        now = self._clock()
         ttl = self._ttl
         pack = _HDR.pack
         unpack_ctime = _CTIME.unpack_from
@@ -417,9 +420,8 @@ class LmdbBackend:
         get = cur.get
         put = cur.put
         try:
-            for lkey, kept, data in items:
+            for (lkey, kept), data in items:
                 seq += 1
-                now = clock()
                 ctime = now
                 old = get(lkey)
                 if old is not None:
@@ -429,8 +431,10 @@ class LmdbBackend:
                         _, _, old_ctime, mtime, _ = unpack(old)
                         if now - mtime <= ttl:
                             ctime = old_ctime
-                header = pack(txnid, seq, ctime, now, len(kept))
-                put(lkey, header + kept + data if kept else header + data)
+                if kept:
+                    put(lkey, pack(txnid, seq, ctime, now, len(kept)) + kept + data)
+                else:
+                    put(lkey, pack(txnid, seq, ctime, now, 0) + data)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
         finally:
