@@ -51,6 +51,8 @@ def replace_unsafe_chars(a_str: str, replace_with: str) -> str:
 
 def is_key_component(s: str) -> bool:
     """Whether the str ``s`` is a valid key component (safe characters, 1-253 long, not . or ..)."""
+    if s.isascii() and s.isalnum():  # letters and digits only: no regex needed
+        return len(s) < SAFE_STRING_MAX_LENGTH
     return _SAFE_COMPONENT.fullmatch(s) is not None and s != "." and s != ".."
 
 

@@ -427,3 +427,17 @@ def test_file_keys_of_suffixed_names_are_checked_together(
     plain = all(not p.startswith(("._", ".._")) and len(p) <= 248 for p in parts)
     if odd is None and plain:
         assert one_by_one == []  # the batch path decoded them
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.text(alphabet=SAFE + "é ", max_size=300),
+        st.sampled_from([".", "..", "...", "x" * 253, "x" * 254, "ab" * 127]),
+    )
+)
+def test_is_key_component_is_the_published_rule(s: str) -> None:
+    from persidict.keys import is_key_component
+
+    expected = 0 < len(s) < 254 and all(c in SAFE for c in s) and s not in (".", "..")
+    assert is_key_component(s) is expected
