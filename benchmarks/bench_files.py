@@ -10,8 +10,9 @@ Floors (written here, as short as correct code can be):
   delete             os.unlink (durable: and fsync of the folder)
 "set" inserts new keys into a fresh folder; "overwrite" replaces existing ones.
 Ratios are floor time / store time (1.0: as fast as the floor; higher is faster).
-Every operation runs in rounds that alternate floor and stores, and keeps each
-one's best round: this machine's filesystem timings are noisy.
+Every operation runs in rounds that alternate floor and stores (each round
+starting with the next one), and keeps each one's best round: this machine's
+filesystem timings are noisy.
 diskcache and sqlitedict are printed beside them as peers.
 
 Usage: python benchmarks/bench_files.py [--n 5000] [--big 20] [--repeat 5] [--out PATH]
@@ -230,11 +231,17 @@ class Store(Contestant):
 
 
 def race(contestants: list[Contestant], ops: Iterable[str], repeat: int) -> dict[str, dict[str, float]]:
-    """Per contestant and op, the best of ``repeat`` alternating rounds (seconds)."""
+    """Per contestant and op, the best of ``repeat`` alternating rounds (seconds).
+
+    Each round starts with the next contestant, so that none always runs right
+    after the same one (a durable write's timing depends on the journal work
+    the previous contestant left behind).
+    """
     best: dict[str, dict[str, float]] = {c.name: {} for c in contestants}
     for op in ops:
-        for _ in range(repeat):
-            for c in contestants:
+        for r in range(repeat):
+            first = r % len(contestants)
+            for c in contestants[first:] + contestants[:first]:
                 c.setup(op)
                 t = time.perf_counter()
                 c.run(op)

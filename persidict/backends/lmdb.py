@@ -422,15 +422,15 @@ class LmdbBackend:
         try:
             for (lkey, kept), data in items:
                 seq += 1
-                ctime = now
                 old = get(lkey)
-                if old is not None:
-                    if ttl is None:
-                        ctime = unpack_ctime(old, _CTIME_AT)[0]
-                    else:
-                        _, _, old_ctime, mtime, _ = unpack(old)
-                        if now - mtime <= ttl:
-                            ctime = old_ctime
+                if old is None:
+                    ctime = now
+                elif ttl is None:
+                    ctime = unpack_ctime(old, _CTIME_AT)[0]
+                else:
+                    _, _, ctime, mtime, _ = unpack(old)
+                    if now - mtime > ttl:
+                        ctime = now  # expired: this write starts a new life
                 if kept:
                     put(lkey, pack(txnid, seq, ctime, now, len(kept)) + kept + data)
                 else:
