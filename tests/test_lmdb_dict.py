@@ -523,6 +523,26 @@ def test_update_is_one_transaction(tmp_path: Path) -> None:
     assert len(typed) == 0
 
 
+def test_the_items_of_one_update_share_one_mtime(tmp_path: Path) -> None:
+    """They commit together; a later write moves on."""
+    clock = Clock(100.0)
+    d = LmdbDict[int](base_dir=tmp_path, durable=False, clock=clock)
+    d["a"] = 0
+    clock.now = 110.0
+
+    def ticking() -> Any:
+        for i, key in enumerate(("a", "b", "c")):
+            clock.now += 1.0  # the clock moves while the items are produced
+            yield key, i
+
+    d.update(ticking())
+    assert {d.timestamp(k) for k in "abc"} == {d.metadata("a").mtime} == {110.0}  # when it started
+    assert d.metadata("a").ctime == 100.0 and d.metadata("b").ctime == 110.0
+    clock.now = 120.0
+    d["b"] = 5
+    assert d.timestamp("b") == 120.0 and d.timestamp("c") == 110.0
+
+
 def test_str_and_tuple_spellings_of_a_key_are_one_item(tmp_path: Path) -> None:
     d = LmdbDict[Any](base_dir=tmp_path, durable=False)
     d["a"] = 1  # the str fast path caches "a" beside ("a",)
