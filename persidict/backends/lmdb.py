@@ -370,7 +370,7 @@ class LmdbBackend:
         self.put_raw(self._key(loc), data)
 
     def put_raw(self, lk: tuple[bytes, bytes], data: bytes) -> None:
-        """Unconditional write at ``lk``, an (LMDB key, kept location) pair from ``lmdb_key`` (the hot path)."""
+        """Unconditional write at ``lk``, an (LMDB key, kept location) pair from ``lmdb_key`` (hot path)."""
         h = self._h
         batch = h.batch
         lkey, kept = lk
