@@ -229,7 +229,9 @@ def _digest_prefix(component: str, n: int) -> str:
     return (pairs[v >> 30] + pairs[(v >> 20) & 1023] + pairs[(v >> 10) & 1023] + pairs[v & 1023])[:n]
 
 
-_B32_VALUES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", bytes(range(32)))
+_B32_ALPHABET = b"abcdefghijklmnopqrstuvwxyz234567"
+# Each base32 character's 5 bits; any other byte 255, which no piece below can match.
+_B32_VALUES = bytes(_B32_ALPHABET.find(b) if b in _B32_ALPHABET else 255 for b in range(256))
 
 
 def _shifted(n: int, mask: int) -> bytes:

@@ -394,6 +394,9 @@ def test_suffixes_match_is_the_one_by_one_comparison(heads: list[str], data: st.
         changed = [*suffixes[:i], suffixes[i][:j] + wrong + suffixes[i][j + 1 :], *suffixes[i + 1 :]]
         assert not _suffixes_match(heads, "".join(changed))
         assert not _suffixes_match(heads, "".join(suffixes)[:-1])  # one character short
+        other = data.draw(st.characters().filter(lambda c: c not in alphabet))
+        foreign = [*suffixes[:i], suffixes[i][:j] + other + suffixes[i][j + 1 :], *suffixes[i + 1 :]]
+        assert not _suffixes_match(heads, "".join(foreign))  # no other character stands for one
 
 
 @given(
