@@ -322,11 +322,12 @@ class LmdbDict(StoreDict[ValueType]):
 
     def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[tuple[bytes, bytes], bytes]]:
         """((LMDB key, kept location), value bytes) of each pair; jokers are carried out in place."""
-        lkeys = self._lkeys
+        lkey_of = self._lkeys.get
         dump = self._dump
         base = self._coder.base_class_for_values
+        plain = PLAIN_VALUE_TYPES
         for key, value in pairs:
-            if type(value) not in PLAIN_VALUE_TYPES:
+            if type(value) not in plain:
                 k = to_key(key)
                 if isinstance(value, Joker):
                     super().__setitem__(k, value)
@@ -339,10 +340,10 @@ class LmdbDict(StoreDict[ValueType]):
             except Exception:
                 data = self._coder.encode(to_key(key), value)
             if type(key) is str:
-                yield lkeys.get(key) or self._lkey_of_str(key), data
+                yield lkey_of(key) or self._lkey_of_str(key), data
             else:
                 k = to_key(key)
-                yield lkeys.get(k) or self._lkey(k), data
+                yield lkey_of(k) or self._lkey(k), data
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._lmdb.exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
