@@ -274,7 +274,7 @@ class FileDirDict(StoreDict[ValueType]):
                     found.append(entry)
                 elif key is None:
                     unknown.append(entry)
-            if unknown:  # names not decoded yet: all of them on a first listing
+            if unknown:  # names not decoded yet: files added since this folder was listed
                 decoded = file_keys(prefix, names, [e.name for e in unknown])
                 for entry, key in zip(unknown, decoded, strict=True):
                     if key:
