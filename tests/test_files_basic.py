@@ -381,6 +381,15 @@ def test_listings_see_every_key_once_across_walk_chunks(
         assert len(store) == len(expected)
         assert dict(store.items()) == expected
         assert len(store.oldest_keys()) == len(expected)
+    # Files added since a listing, between known ones: chunks of known and new names mixed.
+    other: FileDirDict[int] = FileDirDict(base_dir=tmp_path / "d", durable=False)
+    for i in range(11, 30):
+        expected[(f"k{i}",)] = i
+        other[f"k{i}"] = i
+    (tmp_path / "d" / "k99.txt").write_text("not an item either")
+    for store in (fresh, d):
+        assert sorted(tuple(k) for k in store) == sorted(expected)
+        assert len(store) == len(expected)
 
 
 def test_writes_follow_a_folder_removed_and_made_again(tmp_path: pathlib.Path) -> None:
