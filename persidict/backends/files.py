@@ -888,6 +888,6 @@ def _fsync_dir(folder: str, *, missing_ok: bool = False) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
+def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(path, dir_fd=dir_fd)
+        os.unlink(path)
