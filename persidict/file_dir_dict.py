@@ -153,17 +153,14 @@ class FileDirDict(StoreDict[ValueType]):
 
     def __setitem__(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """Store ``value``; KEEP_CURRENT does nothing, DELETE_CURRENT deletes."""
-        if type(key) is str and type(value) in PLAIN_VALUE_TYPES and not self._append_only:
+        if type(key) is str and type(value) in PLAIN_VALUE_TYPES and self._plain_puts:
             # The hot path: a str key straight to its location (no joker, flag or PersiDict to rule on).
             loc = self._str_locs.get(key) or self._loc_of_str(key)
             if loc is not None:
-                coder = self._coder
                 try:
-                    if coder.base_class_for_values is not None:
-                        raise TypeError
-                    data = coder.dump(value)
+                    data = self._coder.dump(value)
                 except Exception:
-                    data = coder.encode(to_key(key), value)  # raises the error naming the key (or succeeds)
+                    data = self._coder.encode(to_key(key), value)  # raises the error naming the key
                 try:
                     self._files.put(loc, data)
                 except (FileNameTooLongError, PathCollisionError) as e:

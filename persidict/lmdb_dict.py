@@ -142,7 +142,6 @@ class LmdbDict(StoreDict[ValueType]):
         self._lmdb = backend
         # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
-        self._plain_puts = not append_only and base_class_for_values is None
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
         self._put_raw = backend.put_raw

@@ -51,6 +51,7 @@ class StoreDict(PersiDict[ValueType]):
     _layout: Layout
     _coder: ValueCoder
     _append_only: bool
+    _plain_puts: bool
     _targets: dict[NonEmptySafeStrTuple, Target]
     _str_locs: dict[str, Location]
 
@@ -86,6 +87,8 @@ class StoreDict(PersiDict[ValueType]):
         self._layout = Layout(codec.extension, digest_len)
         self._coder = ValueCoder(codec, base_class_for_values)
         self._append_only = append_only
+        # d[k] = v needs no rule but the codec's: the str-key write fast paths apply.
+        self._plain_puts = not append_only and base_class_for_values is None
         self._forget_targets()
 
     # ------------------------------------------------------------ properties
