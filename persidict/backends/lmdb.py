@@ -58,8 +58,6 @@ _HDR_SIZE = _HDR.size
 _VERSION_SIZE = 12  # txnid + write number: the bytes an ETag is made of
 _CTIME = struct.Struct("<d")
 _CTIME_AT = 12
-_pack_header = _HDR.pack
-_unpack_ctime = _CTIME.unpack_from
 _ATIME = struct.Struct("<d")
 _LIST_BATCH = 1000
 _DELETE_BATCH = 1000
@@ -350,18 +348,16 @@ class LmdbBackend:
         """Store bytes (value and metadata in one transaction); check the precondition inside it."""
         lkey, kept = self._key(loc)
         h = self._h
-        clock = self._clock
 
         def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> Stat:
-            old = txn.get(lkey, db=h.vdb)
-            now = clock()
-            if old is not None and self._ttl is not None and not self._live(old, now):
-                old = None
+            cur = txn.cursor(db=h.vdb)
             if precondition is not None:
+                old = cur.get(lkey)
+                if old is not None and not self._live(old, self._clock()):
+                    old = None  # expired: absent
                 self._check(loc, old, precondition)
-            ctime = now if old is None else _HDR.unpack_from(old)[2]
-            txn.put(lkey, _HDR.pack(txnid, seq, ctime, now, len(kept)) + kept + data, db=h.vdb)
-            return Stat(f"{self._etag_prefix}{txnid}.{seq}", now, len(data))
+            mtime = self._put_at(cur, lkey, kept, data, txnid, seq)
+            return Stat(f"{self._etag_prefix}{txnid}.{seq}", mtime, len(data))
 
         return self._write(do)
 
@@ -379,24 +375,9 @@ class LmdbBackend:
                 lambda txn, txnid, seq: self._put_at(txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
             )
             return
-        # Inside this thread's batch: inlined, it is the bulk-loading path.
-        seq = batch.seq = batch.seq + 1
-        cur = batch.cursor
-        now = self._clock()
+        seq = batch.seq = batch.seq + 1  # inside this thread's batch: its cursor, no commit
         try:
-            old = cur.get(lkey)
-            if old is None:
-                ctime = now
-            elif self._ttl is None:
-                ctime = _unpack_ctime(old, _CTIME_AT)[0]
-            else:
-                _, _, ctime, mtime, _ = _HDR.unpack_from(old)
-                if now - mtime > self._ttl:
-                    ctime = now  # expired: this write starts a new life
-            if kept:
-                cur.put(lkey, _pack_header(batch.txnid, seq, ctime, now, len(kept)) + kept + data)
-            else:
-                cur.put(lkey, _pack_header(batch.txnid, seq, ctime, now, 0) + data)
+            self._put_at(batch.cursor, lkey, kept, data, batch.txnid, seq)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
 
@@ -443,16 +424,22 @@ class LmdbBackend:
 
     def _put_at(
         self, cur: lmdb.Cursor[Any], lkey: bytes, kept: bytes, data: bytes, txnid: int, seq: int
-    ) -> None:
-        """Write a record through a cursor: one B-tree search finds the old ctime and the slot."""
+    ) -> float:
+        """Write a record through a cursor of the records database; return its mtime.
+
+        The ctime stays the old record's while it lives (not expired), else it
+        is now; ``put_many_raw`` makes the same decision inline.
+        """
         now = self._clock()
         ctime = now
-        if cur.set_key(lkey):
-            _, _, old_ctime, mtime, _ = _HDR.unpack_from(cur.value())
+        old = cur.get(lkey)
+        if old is not None:
+            _, _, old_ctime, mtime, _ = _HDR.unpack_from(old)
             if self._ttl is None or now - mtime <= self._ttl:
                 ctime = old_ctime
         header = _HDR.pack(txnid, seq, ctime, now, len(kept))
         cur.put(lkey, header + kept + data if kept else header + data)
+        return now
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
         """Remove ``loc`` (and its access time); check the precondition in the same transaction."""
