@@ -8,6 +8,7 @@ Floors (raw lmdb + pickle, as short as correct code can be):
                        around ``d[k] = v``, and ``d.update(items)``, which is one transaction)
   contains             one read transaction: txn.get is not None
   iterate              one read transaction: a cursor over every key
+Contestants of a row run in interleaved rounds (best round of each).
 Ratios are floor time / LmdbDict time (1.0: as fast as raw lmdb; higher is faster).
 diskcache.Cache is the peer: "vs diskcache" is diskcache time / LmdbDict time.
 
@@ -49,6 +50,22 @@ def best(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = N
         fn()
         times.append(time.perf_counter() - t)
     return min(times)
+
+
+def interleaved(fns: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """The best wall time of each of ``fns`` over ``repeat`` rounds that run each once.
+
+    Each round starts with the next contestant: a machine whose speed drifts
+    during the run slows every contestant alike.
+    """
+    times = [float("inf")] * len(fns)
+    for r in range(repeat):
+        for j in range(len(fns)):
+            i = (r + j) % len(fns)
+            t = time.perf_counter()
+            fns[i]()
+            times[i] = min(times[i], time.perf_counter() - t)
+    return times
 
 
 def value(i: int) -> dict[str, Any]:
@@ -135,16 +152,15 @@ def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float
             t_dc = min(t_dc, best(dc_set(m), 1) / m)
         rows.append(("set (durable, 1 txn/op)", t_raw, t_ld, t_dc))
 
-        t_raw = best(lambda: raw_fast.set_each(bkeys, values), repeat) / n
-        t_ld = best(ld_set(fast, n), repeat) / n
-        rows.append(("set (sync off, 1 txn/op)", t_raw, t_ld, None))
+        t_raw, t_ld = interleaved([lambda: raw_fast.set_each(bkeys, values), ld_set(fast, n)], repeat)
+        rows.append(("set (sync off, 1 txn/op)", t_raw / n, t_ld / n, None))
 
-        t_raw = best(lambda: raw_fast.set_batched(bkeys, values), repeat) / n
-        t_ld = best(ld_batched, repeat) / n
-        rows.append(("set (batched, 1 txn)", t_raw, t_ld, None))
         pairs = dict(zip(keys, values, strict=True))
-        t_ld = best(lambda: fast.update(pairs), repeat) / n
-        rows.append(("set (batched: update(), 1 txn)", t_raw, t_ld, None))
+        t_raw, t_ld, t_up = interleaved(
+            [lambda: raw_fast.set_batched(bkeys, values), ld_batched, lambda: fast.update(pairs)], repeat
+        )
+        rows.append(("set (batched, 1 txn)", t_raw / n, t_ld / n, None))
+        rows.append(("set (batched: update(), 1 txn)", t_raw / n, t_up / n, None))
 
         cache.clear()
         dc_set(n)()
@@ -157,10 +173,8 @@ def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float
             for k in keys:
                 cache[k]
 
-        t_raw = best(lambda: raw_fast.get_each(bkeys), repeat) / n
-        t_ld = best(ld_get, repeat) / n
-        t_dc = best(dc_get, repeat) / n
-        rows.append(("get", t_raw, t_ld, t_dc))
+        t_raw, t_ld, t_dc = interleaved([lambda: raw_fast.get_each(bkeys), ld_get, dc_get], repeat)
+        rows.append(("get", t_raw / n, t_ld / n, t_dc / n))
 
         def ld_contains() -> None:
             for k in keys:
@@ -170,15 +184,15 @@ def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float
             for k in keys:
                 assert k in cache
 
-        t_raw = best(lambda: raw_fast.contains_each(bkeys), repeat) / n
-        t_ld = best(ld_contains, repeat) / n
-        t_dc = best(dc_contains, repeat) / n
-        rows.append(("contains", t_raw, t_ld, t_dc))
+        t_raw, t_ld, t_dc = interleaved(
+            [lambda: raw_fast.contains_each(bkeys), ld_contains, dc_contains], repeat
+        )
+        rows.append(("contains", t_raw / n, t_ld / n, t_dc / n))
 
-        t_raw = best(raw_fast.iterate, repeat) / n
-        t_ld = best(lambda: sum(1 for _ in fast), repeat) / n
-        t_dc = best(lambda: sum(1 for _ in cache.iterkeys()), repeat) / n
-        rows.append(("iterate keys (per key)", t_raw, t_ld, t_dc))
+        t_raw, t_ld, t_dc = interleaved(
+            [raw_fast.iterate, lambda: sum(1 for _ in fast), lambda: sum(1 for _ in cache.iterkeys())], repeat
+        )
+        rows.append(("iterate keys (per key)", t_raw / n, t_ld / n, t_dc / n))
 
         cached = LmdbDict[Any](base_dir=os.path.join(tmp, "ld-fast"), durable=False, cache_size=n)
 
@@ -208,11 +222,12 @@ def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float
             return go
 
         big_get(big_cached)()
-        t_raw = best(lambda: raw_fast.get_each(bkeys[:200]), repeat) / 200
-        t_dc = best(big_get(cache), repeat) / 200
-        rows.append(("get 20 KB values", t_raw, best(big_get(fast), repeat) / 200, t_dc))
-        t_ld = best(big_get(big_cached), repeat) / 200
-        rows.append(("get 20 KB values (cache_size=n, warm)", t_raw, t_ld, t_dc))
+        t_raw, t_ld, t_dc, t_cached = interleaved(
+            [lambda: raw_fast.get_each(bkeys[:200]), big_get(fast), big_get(cache), big_get(big_cached)],
+            repeat,
+        )
+        rows.append(("get 20 KB values", t_raw / 200, t_ld / 200, t_dc / 200))
+        rows.append(("get 20 KB values (cache_size=n, warm)", t_raw / 200, t_cached / 200, t_dc / 200))
         cache.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
