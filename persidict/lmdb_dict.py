@@ -28,10 +28,12 @@ from .store_dict import StoreDict
 
 if TYPE_CHECKING:
     from .backends.lmdb import LmdbBackend, LmdbMetadata
+    from .backends.lmdb_env import EnvHandle
 
 
 
 _LKEY_CACHE_LIMIT = 100_000
+_get_ident = threading.get_ident
 
 DEFAULT_MAP_SIZE = 64 * 2**20
 """Initial size of the memory map (64 MiB); it doubles whenever it fills up."""
@@ -94,6 +96,7 @@ class LmdbDict(StoreDict[ValueType]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         from .backends.lmdb import LmdbBackend, open_env
+        from .backends.lmdb_env import QUEUE_LENGTH, QUEUE_VALUE_MAX
 
         for name, flag in (("durable", durable), ("readonly", readonly), ("track_atime", track_atime)):
             if not isinstance(flag, bool):
@@ -143,6 +146,10 @@ class LmdbDict(StoreDict[ValueType]):
         # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
         # Bound methods of the hot paths, looked up once.
+        self._handle: EnvHandle = backend.handle
+        self._clock = clock
+        self._queue_length = QUEUE_LENGTH
+        self._queue_value_max = QUEUE_VALUE_MAX
         self._get_raw = backend.get_raw
         self._put_raw = backend.put_raw
         self._dump = self._coder.dump
@@ -271,7 +278,20 @@ class LmdbDict(StoreDict[ValueType]):
             except Exception:
                 self._set(to_key(key), value)  # raises the error that names the key (or succeeds)
                 return
-            self._put_raw(lk, data)
+            h = self._handle
+            batch = h.batch
+            if (
+                batch is not None
+                and batch.queue_owner is self._lmdb
+                and h.batch_owner == _get_ident()
+                and len(data) <= self._queue_value_max
+            ):  # inside this thread's transaction: Batch.enqueue's work, without the call
+                queue = batch.queue
+                queue.append((lk, data, self._clock()))
+                if len(queue) >= self._queue_length:
+                    batch.flushed()
+            else:
+                self._put_raw(lk, data)
         else:
             self._set(to_key(key), value)
 
@@ -317,10 +337,12 @@ class LmdbDict(StoreDict[ValueType]):
                     self[k] = v
             return
         with self.transaction():
-            self._lmdb.put_many_raw(self._encoded(pairs))
+            self._lmdb.put_many_raw(self._encoded(pairs, self._clock()))
 
-    def _encoded(self, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[tuple[bytes, bytes], bytes]]:
-        """((LMDB key, kept location), value bytes) of each pair; jokers are carried out in place."""
+    def _encoded(
+        self, pairs: Iterable[tuple[Any, Any]], mtime: float
+    ) -> Iterator[tuple[tuple[bytes, bytes], bytes, float]]:
+        """((LMDB key, kept location), value bytes, ``mtime``) of each pair; jokers are done in place."""
         lkey_of = self._lkeys.get
         dump = self._dump
         base = self._coder.base_class_for_values
@@ -339,10 +361,10 @@ class LmdbDict(StoreDict[ValueType]):
             except Exception:
                 data = self._coder.encode(to_key(key), value)
             if type(key) is str:
-                yield lkey_of(key) or self._lkey_of_str(key), data
+                yield lkey_of(key) or self._lkey_of_str(key), data, mtime
             else:
                 k = to_key(key)
-                yield lkey_of(k) or self._lkey(k), data
+                yield lkey_of(k) or self._lkey(k), data, mtime
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._lmdb.exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
@@ -364,6 +386,9 @@ class LmdbDict(StoreDict[ValueType]):
         one; it commits when the outermost block exits normally and rolls
         back if it raises. Other threads' and processes' writes wait until it
         ends; their reads see the state before it. Do not fork inside it.
+        Plain writes inside are queued and written before anything else uses
+        the transaction (see ``Batch``): an error they meet, such as a full
+        map, may surface at a later operation of the block or at its exit.
         """
         handle = self._lmdb.handle
         if self._settings["readonly"]:

@@ -278,7 +278,8 @@ def test_max_map_size_is_a_hard_limit(tmp_path: Path) -> None:
 
 def test_map_full_inside_a_transaction_rolls_back_then_grows(tmp_path: Path) -> None:
     d = LmdbDict[bytes](base_dir=tmp_path, durable=False, map_size=256 * 1024)
-    with pytest.raises(BackendError, match="run it again"), d.transaction():
+    # (queued writes meet the full map when the block exits, others inside it)
+    with pytest.raises(BackendError, match=r"run (it|the transaction) again"), d.transaction():
         for i in range(100):
             d[str(i)] = os.urandom(10_000)
     assert len(d) == 0 and d._lmdb.handle.map_size == 512 * 1024

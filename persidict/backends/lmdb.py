@@ -7,8 +7,12 @@ grown and carried across ``fork()``, and for the threading model):
   ``b"a/b.pkl"``; a key longer than the environment's limit (511 bytes) is
   stored under ``b"#" + sha256`` with the location kept in the record, so
   listing still returns it. A record is a 32-byte header — the version
-  (transaction id, write number within it), ctime, mtime, length of the
-  kept location — then the kept location, then the value bytes.
+  (transaction id, write number within it), a ctime slot (0; format 1 kept
+  the ctime here), mtime, length of the kept location — then the kept
+  location, then the value bytes.
+* ``c``: location -> creation time, written only when a record is created
+  (or an expired one is written anew), so overwriting a record is a single
+  ``replace`` that needs no read first.
 * ``a``: location -> last read time (``track_atime``), written in batches.
 * ``m``: the database id (random, made at creation) and format version.
 
@@ -48,17 +52,16 @@ from .base import (
     ReadAnswer,
     Stat,
 )
-from .lmdb_env import Batch, EnvHandle, open_env
+from .lmdb_env import Batch, EnvHandle, QueuedRecord, open_env
 
 __all__ = ["LmdbBackend", "LmdbMetadata", "open_env"]
 
 _T = TypeVar("_T")
-_HDR = struct.Struct("<QIddI")  # txnid, write number, ctime, mtime, kept-location length
+_HDR = struct.Struct("<QIddI")  # txnid, write number, ctime slot, mtime, kept-location length
 _HDR_SIZE = _HDR.size
 _VERSION_SIZE = 12  # txnid + write number: the bytes an ETag is made of
-_CTIME = struct.Struct("<d")
-_CTIME_AT = 12
-_ATIME = struct.Struct("<d")
+_TIME = struct.Struct("<d")  # a ctime in ``c``, an atime in ``a``
+_MTIME_AT = 20
 _LIST_BATCH = 1000
 _DELETE_BATCH = 1000
 _KEY_CACHE_LIMIT = 100_000
@@ -159,7 +162,7 @@ class LmdbBackend:
 
     def _live(self, rec: Any, now: float) -> bool:
         ttl = self._ttl
-        return ttl is None or now - _HDR.unpack_from(rec)[3] <= ttl
+        return ttl is None or now - _TIME.unpack_from(rec, _MTIME_AT)[0] <= ttl
 
     def _stat_of(self, rec: Any) -> Stat:
         txnid, seq, _, mtime, kept = _HDR.unpack_from(rec)
@@ -175,7 +178,7 @@ class LmdbBackend:
         h = self._h
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
-            return fn(batch.txn)
+            return fn(batch.flushed())
         while True:
             env = h.enter()
             try:
@@ -203,7 +206,8 @@ class LmdbBackend:
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
             try:
-                return fn(batch.txn, batch.txnid, batch.next_seq())
+                txn = batch.flushed()
+                return fn(txn, batch.txnid, batch.next_seq())
             except lmdb.MapFullError:
                 raise self._batch_map_full(batch) from None
         if self._readonly:
@@ -291,7 +295,7 @@ class LmdbBackend:
         h = self._h
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
-            rec = batch.txn.get(lkey, db=h.vdb)
+            rec = batch.flushed().get(lkey, db=h.vdb)
         else:
             while True:
                 env = h.enter()
@@ -356,7 +360,7 @@ class LmdbBackend:
                 if old is not None and not self._live(old, self._clock()):
                     old = None  # expired: absent
                 self._check(loc, old, precondition)
-            mtime = self._put_at(cur, lkey, kept, data, txnid, seq)
+            mtime = self._put_at(txn, cur, lkey, kept, data, txnid, seq)
             return Stat(f"{self._etag_prefix}{txnid}.{seq}", mtime, len(data))
 
         return self._write(do)
@@ -366,56 +370,52 @@ class LmdbBackend:
         self.put_raw(self._key(loc), data)
 
     def put_raw(self, lk: tuple[bytes, bytes], data: bytes) -> None:
-        """Unconditional write at ``lk``, an (LMDB key, kept location) pair from ``lmdb_key`` (hot path)."""
-        h = self._h
-        batch = h.batch
-        lkey, kept = lk
-        if batch is None or h.batch_owner != _get_ident():
-            self._write(
-                lambda txn, txnid, seq: self._put_at(txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
-            )
-            return
-        seq = batch.seq = batch.seq + 1  # inside this thread's batch: its cursor, no commit
-        try:
-            self._put_at(batch.cursor, lkey, kept, data, batch.txnid, seq)
-        except lmdb.MapFullError:
-            raise self._batch_map_full(batch) from None
+        """Unconditional write at ``lk``, an (LMDB key, kept location) pair from ``lmdb_key`` (hot path).
 
-    def put_many_raw(self, items: Iterable[tuple[tuple[bytes, bytes], bytes]]) -> int:
-        """Write ((LMDB key, kept location), value bytes) records inside this thread's batch.
-
-        They share one mtime: they commit together.
+        Inside this thread's batch the record is queued (see ``Batch``).
         """
         h = self._h
         batch = h.batch
         if batch is None or h.batch_owner != _get_ident():
+            lkey, kept = lk
+            self._write(
+                lambda txn, txnid, seq: self._put_at(txn, txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
+            )
+        else:
+            batch.enqueue(self, self._write_records, (lk, data, self._clock()))
+
+    def put_many_raw(self, items: Iterable[QueuedRecord]) -> int:
+        """Write ((LMDB key, kept location), value bytes, mtime) records inside this thread's batch."""
+        h = self._h
+        batch = h.batch
+        if batch is None or h.batch_owner != _get_ident():
             raise RuntimeError("put_many_raw() runs inside LmdbDict.transaction()")
-        cur = batch.cursor
-        now = self._clock()
+        batch.flushed()
+        return self._write_records(batch, items)
+
+    def _write_records(self, batch: Batch, items: Iterable[QueuedRecord]) -> int:
+        """Write records through the batch's cursor (the batch's queue writer); return how many.
+
+        ``_put_at`` decides the ctime the same way.
+        """
         ttl = self._ttl
-        pack = _HDR.pack
-        unpack_ctime = _CTIME.unpack_from
-        unpack = _HDR.unpack_from
         txnid = batch.txnid
         seq = first = batch.seq
-        get = cur.get
-        put = cur.put
+        pack = _HDR.pack
+        replace = batch.cursor.replace
+        put_ctime = batch.txn.put
+        cdb = self._h.cdb
+        pack_time = _TIME.pack
+        unpack_mtime = _TIME.unpack_from
         try:
-            for (lkey, kept), data in items:
+            for (lkey, kept), data, now in items:
                 seq += 1
-                old = get(lkey)
-                if old is None:
-                    ctime = now
-                elif ttl is None:
-                    ctime = unpack_ctime(old, _CTIME_AT)[0]
-                else:
-                    _, _, ctime, mtime, _ = unpack(old)
-                    if now - mtime > ttl:
-                        ctime = now  # expired: this write starts a new life
                 if kept:
-                    put(lkey, pack(txnid, seq, ctime, now, len(kept)) + kept + data)
+                    old = replace(lkey, pack(txnid, seq, 0.0, now, len(kept)) + kept + data)
                 else:
-                    put(lkey, pack(txnid, seq, ctime, now, 0) + data)
+                    old = replace(lkey, pack(txnid, seq, 0.0, now, 0) + data)
+                if old is None or (ttl is not None and now - unpack_mtime(old, _MTIME_AT)[0] > ttl):
+                    put_ctime(lkey, pack_time(now), db=cdb)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
         finally:
@@ -423,22 +423,26 @@ class LmdbBackend:
         return seq - first
 
     def _put_at(
-        self, cur: lmdb.Cursor[Any], lkey: bytes, kept: bytes, data: bytes, txnid: int, seq: int
+        self,
+        txn: lmdb.Transaction[Any],
+        cur: lmdb.Cursor[Any],
+        lkey: bytes,
+        kept: bytes,
+        data: bytes,
+        txnid: int,
+        seq: int,
     ) -> float:
-        """Write a record through a cursor of the records database; return its mtime.
+        """Write a record through ``cur``, a cursor of the records in ``txn``; return its mtime.
 
-        The ctime stays the old record's while it lives (not expired), else it
-        is now; ``put_many_raw`` makes the same decision inline.
+        A new record (or one written after it expired) gets its ctime in
+        ``c``; an overwrite leaves the ctime alone. ``_write_records`` does the
+        same inline.
         """
         now = self._clock()
-        ctime = now
-        old = cur.get(lkey)
-        if old is not None:
-            _, _, old_ctime, mtime, _ = _HDR.unpack_from(old)
-            if self._ttl is None or now - mtime <= self._ttl:
-                ctime = old_ctime
-        header = _HDR.pack(txnid, seq, ctime, now, len(kept))
-        cur.put(lkey, header + kept + data if kept else header + data)
+        header = _HDR.pack(txnid, seq, 0.0, now, len(kept))
+        old = cur.replace(lkey, header + kept + data if kept else header + data)
+        if old is None or (self._ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > self._ttl):
+            txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
         return now
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
@@ -456,6 +460,7 @@ class LmdbBackend:
             if precondition is not None:
                 self._check(loc, old if live else None, precondition)
             txn.delete(lkey, db=h.vdb)
+            txn.delete(lkey, db=h.cdb)
             txn.delete(lkey, db=h.adb)
             return live
 
@@ -477,6 +482,7 @@ class LmdbBackend:
                         continue
                     n += self._ttl is None or self._live(old, now)
                     txn.delete(lkey, db=h.vdb)
+                    txn.delete(lkey, db=h.cdb)
                     txn.delete(lkey, db=h.adb)
                 return n
 
@@ -617,8 +623,11 @@ class LmdbBackend:
             if rec is None or not self._live(rec, self._clock()):
                 return None
             txnid, seq, ctime, mtime, kept = _HDR.unpack_from(rec)
+            c = txn.get(lkey, db=h.cdb) if h.cdb is not None else None
+            if c is not None:
+                ctime = _TIME.unpack_from(c)[0]  # else a format-1 record, opened read-only
             a = txn.get(lkey, db=h.adb) if h.adb is not None else None
-            atime = None if a is None else _ATIME.unpack_from(a)[0]
+            atime = None if a is None else _TIME.unpack_from(a)[0]
             return LmdbMetadata(
                 etag=f"{self._etag_prefix}{txnid}.{seq}",
                 ctime=ctime,
@@ -659,8 +668,8 @@ class LmdbBackend:
                 for lkey, t in pending.items():
                     if txn.get(lkey, db=h.vdb) is not None:
                         old = txn.get(lkey, db=h.adb)
-                        if old is None or _ATIME.unpack_from(old)[0] < t:
-                            txn.put(lkey, _ATIME.pack(t), db=h.adb)
+                        if old is None or _TIME.unpack_from(old)[0] < t:
+                            txn.put(lkey, _TIME.pack(t), db=h.adb)
                             n += 1
                 return n
 
@@ -707,6 +716,7 @@ class LmdbBackend:
                     rec = txn.get(lkey, db=h.vdb)
                     if rec is not None and now - _HDR.unpack_from(rec)[3] > ttl:
                         txn.delete(lkey, db=h.vdb)
+                        txn.delete(lkey, db=h.cdb)
                         txn.delete(lkey, db=h.adb)
                         n += 1
                 return n

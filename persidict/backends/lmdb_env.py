@@ -1,8 +1,8 @@
 """One LMDB environment per database file per process, safe across fork and map growth.
 
 An ``EnvHandle`` owns the ``lmdb.Environment`` of one database directory and
-its named databases (``v``: records, ``a``: access times, ``m``: database
-metadata). Handles live in a per-process registry keyed by the real identity
+its named databases (``v``: records, ``c``: creation times, ``a``: access
+times, ``m``: database metadata). Handles live in a per-process registry keyed by the real identity
 of the data file (``st_dev``, ``st_ino``), so two paths to the same files
 (symlinks, relative paths) share one environment, as LMDB requires.
 
@@ -37,6 +37,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import lmdb
@@ -48,6 +49,30 @@ _FORK_DRAIN_SECONDS = 5.0
 _ABANDONED: list[Any] = []  # environments inherited across fork: never touched again
 
 
+FORMAT = b"2"
+"""The record format this code writes. 1: ctime in each record's header; 2: in ``c``."""
+
+
+def _check_format(found: bytes | None, path: str) -> bytes:
+    """The format of a database, or an error if it is newer than this code."""
+    fmt = found or b"1"
+    if fmt not in (b"1", FORMAT):
+        raise BackendError(
+            f"The LMDB database at {path!r} has record format {fmt.decode(errors='replace')!r}, "
+            f"newer than this persidict reads ({FORMAT.decode()}): upgrade persidict",
+            backend=f"lmdb:{path}", operation="open",
+        )
+    return fmt
+
+
+def _upgrade_to_2(txn: lmdb.Transaction[Any], vdb: Any, cdb: Any) -> None:
+    """Copy each record's ctime from its header (format 1) into ``c`` (format 2)."""
+    for k, rec in txn.cursor(db=vdb).iternext():
+        ctime = rec[12:20]  # the header is <QIddI: txnid, write number, ctime, ... (see lmdb.py)
+        if ctime != b"\0" * 8:
+            txn.put(k, ctime, db=cdb, overwrite=False)
+
+
 def _file_id(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(os.path.join(path, _DATA_FILE))
@@ -56,24 +81,74 @@ def _file_id(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-class Batch:
-    """The write transaction of a ``transaction()`` block, with its write counter."""
+QueuedRecord = tuple[tuple[bytes, bytes], bytes, float]
+"""((LMDB key, kept location), value bytes, mtime): a write waiting in a batch's queue."""
 
-    __slots__ = ("cursor", "depth", "map_full", "seq", "txn", "txnid")
+QUEUE_LENGTH = 1000
+"""A batch's queue is written once it holds this many records ..."""
+QUEUE_VALUE_MAX = 64 * 1024
+"""... or a value longer than this many bytes: the memory it holds stays bounded."""
+
+
+class Batch:
+    """The write transaction of a ``transaction()`` block, with its write counter and queue.
+
+    Unconditional writes inside the block are queued (``enqueue``), each with
+    the time it was made, and written together by the queue's owner (one
+    loop), as ``update()`` writes. ``flushed()`` writes the queue and returns the
+    transaction, so every other use of the transaction — reads, other writes,
+    the commit — sees the queued writes.
+
+    ``LmdbDict.__setitem__`` appends to ``queue`` itself, without the call,
+    when its backend already owns the queue and the value is at most
+    ``QUEUE_VALUE_MAX`` bytes, then writes the queue at ``QUEUE_LENGTH``
+    records: what ``enqueue`` would do.
+    """
+
+    __slots__ = (
+        "cursor", "depth", "map_full", "queue", "queue_owner", "queue_writer", "seq", "txn", "txnid"
+    )
 
     def __init__(self, txn: lmdb.Transaction[Any], db: Any) -> None:
         self.txn = txn
+        """The transaction; use it through ``flushed()`` (only a queue writer may use it directly)."""
         self.txnid = txn.id()
         self.seq = 0
         self.depth = 1
         self.map_full = False
         self.cursor: lmdb.Cursor[Any] = txn.cursor(db=db)
         """A cursor on the records database, reused by this batch's writes."""
+        self.queue: list[QueuedRecord] = []
+        self.queue_owner: object = None
+        """Who queued the records: the one whose ``queue_writer`` writes them."""
+        self.queue_writer: Callable[[Batch, list[QueuedRecord]], object] | None = None
 
     def next_seq(self) -> int:
         """A number unique among this transaction's writes."""
         self.seq += 1
         return self.seq
+
+    def flushed(self) -> lmdb.Transaction[Any]:
+        """The transaction, once the queued writes are in it."""
+        queue = self.queue
+        if queue:
+            self.queue = []
+            assert self.queue_writer is not None
+            self.queue_writer(self, queue)
+        return self.txn
+
+    def enqueue(
+        self, owner: object, writer: Callable[[Batch, list[QueuedRecord]], object], record: QueuedRecord
+    ) -> None:
+        """Queue a record of ``owner``, whose ``writer`` writes the queue (another owner's first)."""
+        if self.queue_owner is not owner:
+            self.flushed()
+            self.queue_owner = owner
+            self.queue_writer = writer
+        queue = self.queue
+        queue.append(record)
+        if len(queue) >= QUEUE_LENGTH or len(record[1]) > QUEUE_VALUE_MAX:
+            self.flushed()
 
 
 class EnvHandle:
@@ -94,6 +169,7 @@ class EnvHandle:
         self.env: lmdb.Environment | None = None
         self.vdb: Any = None
         self.adb: Any = None
+        self.cdb: Any = None
         self.dbid = ""
         self.max_key_size = 511
         self.batch: Batch | None = None
@@ -133,22 +209,21 @@ class EnvHandle:
                     )
                 self.vdb = env.open_db(b"v", create=False)
                 self.adb = env.open_db(b"a", create=False) if b"a" in names else None
+                self.cdb = env.open_db(b"c", create=False) if b"c" in names else None
                 mdb = env.open_db(b"m", create=False)
                 with env.begin() as txn:
                     dbid = txn.get(b"dbid", db=mdb) or b"0"
+                    _check_format(txn.get(b"format", db=mdb), self.path)
             else:
                 self.vdb = env.open_db(b"v")
                 self.adb = env.open_db(b"a")
+                self.cdb = env.open_db(b"c")
                 mdb = env.open_db(b"m")
                 with env.begin() as rtxn:
                     found = rtxn.get(b"dbid", db=mdb)
-                if found is None:
-                    with env.begin(write=True) as txn:
-                        found = txn.get(b"dbid", db=mdb)
-                        if found is None:
-                            found = os.urandom(4).hex().encode()
-                            txn.put(b"dbid", found, db=mdb)
-                            txn.put(b"format", b"1", db=mdb)
+                    fmt = rtxn.get(b"format", db=mdb)
+                if found is None or fmt != FORMAT:
+                    found = self._initialize(env, mdb)
                 dbid = found
         except BaseException:
             env.close()
@@ -157,6 +232,26 @@ class EnvHandle:
         self.max_key_size = env.max_key_size()
         self._map_size = env.info()["map_size"]
         self.env = env
+
+    def _initialize(self, env: lmdb.Environment, mdb: Any) -> bytes:
+        """Give a new database its id and format; bring an old one to ``FORMAT``. Returns the id."""
+        while True:
+            try:
+                with env.begin(write=True) as txn:
+                    found: bytes | None = txn.get(b"dbid", db=mdb)
+                    if found is None:
+                        found = os.urandom(4).hex().encode()
+                        txn.put(b"dbid", found, db=mdb)
+                        txn.put(b"format", FORMAT, db=mdb)
+                    elif _check_format(txn.get(b"format", db=mdb), self.path) != FORMAT:
+                        _upgrade_to_2(txn, self.vdb, self.cdb)
+                        txn.put(b"format", FORMAT, db=mdb)
+                    return found
+            except lmdb.MapFullError:
+                size = env.info()["map_size"]
+                if self.max_map_size is not None and size >= self.max_map_size:
+                    raise
+                env.set_mapsize(size * 2 if self.max_map_size is None else min(size * 2, self.max_map_size))
 
     def describe(self) -> str:
         """``lmdb:<path>``."""
@@ -293,12 +388,14 @@ class EnvHandle:
         full = batch.map_full
         try:
             if commit and not full:
-                batch.txn.commit()
+                batch.flushed().commit()
             else:
                 batch.txn.abort()
-        except lmdb.MapFullError:
+        except BaseException as e:
             batch.txn.abort()
-            full = True
+            full = isinstance(e, lmdb.MapFullError) or batch.map_full
+            if not full:
+                raise
         finally:
             self.leave()
         if full:
