@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import struct
@@ -77,6 +78,41 @@ def test_a_format_1_database_is_upgraded_when_opened_for_writing(tmp_path: Path)
     assert env is not None
     with env.begin() as txn:
         assert txn.get(b"format", db=env.open_db(b"m", txn=txn)) == b"2"
+
+
+def _make_full_format_1(path: Path, map_size: int) -> int:
+    """A format-1 database whose map is full; returns how many records it holds."""
+    env = lmdb.open(str(path), max_dbs=4, map_size=map_size)
+    v, m = env.open_db(b"v"), env.open_db(b"m")
+    env.open_db(b"a")
+    env.open_db(b"c")  # (so that opening it creates no database: the upgrade is what needs room)
+    with env.begin(write=True) as txn:
+        txn.put(b"dbid", b"0badcafe", db=m)
+        txn.put(b"format", b"1", db=m)
+    n = 0
+    with contextlib.suppress(lmdb.MapFullError):
+        while True:  # one transaction per record, until the map is full
+            with env.begin(write=True) as txn:
+                txn.put(b"k%06d.pkl" % n, _HDR.pack(1, 0, 100.0 + n, 200.0, 0) + pickle.dumps(n), db=v)
+            n += 1
+    env.close()
+    return n
+
+
+def test_the_upgrade_grows_a_full_map(tmp_path: Path) -> None:
+    n = _make_full_format_1(tmp_path, 256 * 1024)
+    assert n > 100
+    d = LmdbDict[int](base_dir=tmp_path, durable=False, map_size=256 * 1024)
+    assert d._lmdb.handle.map_size > 256 * 1024 and len(d) == n
+    assert d.metadata(f"k{n - 1:06d}").ctime == 100.0 + n - 1
+
+
+def test_an_upgrade_with_no_room_fails_clearly(tmp_path: Path) -> None:
+    _make_full_format_1(tmp_path, 256 * 1024)
+    with pytest.raises(BackendError, match=r"map is full \(max_map_size=262144\): no room to upgrade"):
+        LmdbDict[int](base_dir=tmp_path, durable=False, map_size=256 * 1024, max_map_size=256 * 1024)
+    ro = LmdbDict[int](base_dir=tmp_path, readonly=True)  # (another process would still read it)
+    assert ro.metadata("k000000").ctime == 100.0
 
 
 def test_a_format_1_database_reads_read_only(tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 An ``EnvHandle`` owns the ``lmdb.Environment`` of one database directory and
 its named databases (``v``: records, ``c``: creation times, ``a``: access
-times, ``m``: database metadata). Handles live in a per-process registry keyed by the real identity
-of the data file (``st_dev``, ``st_ino``), so two paths to the same files
-(symlinks, relative paths) share one environment, as LMDB requires.
+times, ``m``: database metadata). Handles live in a per-process registry
+keyed by the real identity of the data file (``st_dev``, ``st_ino``), so two
+paths to the same files (symlinks, relative paths) share one environment, as
+LMDB requires.
 
 Threading model
 ---------------
@@ -250,8 +251,13 @@ class EnvHandle:
             except lmdb.MapFullError:
                 size = env.info()["map_size"]
                 if self.max_map_size is not None and size >= self.max_map_size:
-                    raise
-                env.set_mapsize(size * 2 if self.max_map_size is None else min(size * 2, self.max_map_size))
+                    raise BackendError(
+                        f"The LMDB map is full (max_map_size={self.max_map_size}): no room to upgrade "
+                        f"the database to record format {FORMAT.decode()}",
+                        backend=self.describe(), operation="open",
+                    ) from None
+                size *= 2
+                env.set_mapsize(size if self.max_map_size is None else min(size, self.max_map_size))
 
     def describe(self) -> str:
         """``lmdb:<path>``."""
