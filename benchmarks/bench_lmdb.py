@@ -15,7 +15,7 @@ diskcache.Cache is the peer: "vs diskcache" is diskcache time / LmdbDict time.
 Targets: get >= 1.5x diskcache and >= 0.2x raw lmdb; durable set >= 0.8x raw
 per-operation durable; batched set >= 0.5x raw batched.
 
-Usage: python benchmarks/bench_lmdb.py [--n 5000] [--repeat 3] [--out PATH] [--dir FOLDER]
+Usage: python benchmarks/bench_lmdb.py [--n 5000] [--repeat 7] [--out PATH] [--dir FOLDER]
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", default=None, help="write the markdown report here")
     parser.add_argument("--dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
