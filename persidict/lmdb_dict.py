@@ -146,14 +146,15 @@ class LmdbDict(StoreDict[ValueType]):
         # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
         # Bound methods of the hot paths, looked up once.
-        self._handle: EnvHandle = backend.handle
-        self._clock = clock
-        self._queue_length = QUEUE_LENGTH
-        self._queue_value_max = QUEUE_VALUE_MAX
         self._get_raw = backend.get_raw
         self._put_raw = backend.put_raw
         self._dump = self._coder.dump
         self._codec_decode = self._coder.codec.decode
+        # What __setitem__ needs to queue a write in this thread's transaction (see Batch).
+        self._handle: EnvHandle = backend.handle
+        self._clock = clock
+        self._queue_length = QUEUE_LENGTH
+        self._queue_value_max = QUEUE_VALUE_MAX
         self._settings: dict[str, Any] = {
             "atime_flush_interval": float(atime_flush_interval),
             "atime_flush_reads": int(atime_flush_reads),

@@ -178,6 +178,9 @@ def op(rng, n):
     elif r < 0.75:
         with d.transaction():
             d[key] = -2
+            expiring[key] = -3  # another dict on the database: d's queued write goes first
+            if d[key] != -3:
+                raise AssertionError(f"read {d[key]!r} after queued writes of -2, -3")
             d.transform_item("counter", inc, n_retries=None)
             d.get_subdict("k")[str(rng.randrange(40))] = 7
         increments[n] += 1
