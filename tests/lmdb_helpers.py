@@ -35,3 +35,28 @@ def stress_seconds(full: float, small: float) -> float:
         return full * float(scale)
     except ValueError:
         return full
+
+
+def raw_records(base_dir: Path, db: bytes = b"v") -> dict[bytes, bytes]:
+    """Every record of one of the database's named databases, read by another process."""
+    proc = run_python(
+        f"""
+        import lmdb, sys
+        env = lmdb.open({str(base_dir)!r}, max_dbs=4, readonly=True, lock=False)
+        db = env.open_db({db!r}, create=False)
+        with env.begin() as txn:
+            items = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
+        sys.stdout.write(repr(items))
+        """
+    )
+    return dict(eval(proc.stdout))
+
+
+class Clock:
+    """A controllable time source."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

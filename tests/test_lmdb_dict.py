@@ -18,33 +18,7 @@ from persidict.flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE
 from persidict.keys import NonEmptySafeStrTuple
 from persidict.lmdb_dict import LmdbDict
 
-from .lmdb_helpers import run_python
-
-
-class Clock:
-    """A controllable time source."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _raw_records(base_dir: Path) -> dict[bytes, bytes]:
-    """Every record of the values database, read with a separate process."""
-    proc = run_python(
-        f"""
-        import lmdb, sys
-        env = lmdb.open({str(base_dir)!r}, max_dbs=4, readonly=True, lock=False)
-        db = env.open_db(b"v", create=False)
-        with env.begin() as txn:
-            items = list(txn.cursor(db=db))
-        sys.stdout.write(repr(items))
-        """
-    )
-    return dict(eval(proc.stdout))
-
+from .lmdb_helpers import Clock, raw_records, run_python
 
 # ---------------------------------------------------------------- keys and listing
 
@@ -71,7 +45,7 @@ def test_600_byte_key_round_trips_and_is_listed(tmp_path: Path) -> None:
     del d[long_key]
     assert long_key not in again and list(again.keys()) == [("short",)]
     # The record was hashed: no stored LMDB key is longer than the limit.
-    assert all(len(k) <= 511 for k in _raw_records(tmp_path))
+    assert all(len(k) <= 511 for k in raw_records(tmp_path))
 
 
 def test_prefix_listing_is_exact_and_batched(tmp_path: Path) -> None:
@@ -356,7 +330,7 @@ def test_composed_encryption_like_codec(tmp_path: Path) -> None:
     d["a"] = secret
     assert d["a"] == secret and d.serialization_format is codec
     assert list(d.keys()) == [("a",)]
-    assert all(b"hunter2" not in v for v in _raw_records(tmp_path).values())
+    assert all(b"hunter2" not in v for v in raw_records(tmp_path).values())
     wrong = LmdbDict[Any](
         base_dir=tmp_path, durable=False, serialization_format=Lz4Codec(XorCodec(b"wrong!"))
     )

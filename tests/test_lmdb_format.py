@@ -14,22 +14,12 @@ import pytest
 from persidict.errors import BackendError
 from persidict.lmdb_dict import LmdbDict
 
-from .lmdb_helpers import run_python
+from .lmdb_helpers import Clock, raw_records
 
 _HDR = struct.Struct("<QIddI")  # txnid, write number, ctime, mtime, kept-location length
 LONG = ("x" * 250, "y" * 250, "z" * 10)  # stored under a hashed LMDB key
 LONG_LOC = b"/".join((b"x" * 250, b"y" * 250, b"z" * 10 + b".pkl"))
 LONG_LKEY = b"#" + hashlib.sha256(LONG_LOC).hexdigest().encode()
-
-
-class Clock:
-    """A controllable time source."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _make_format_1(path: Path, fmt: bytes = b"1") -> None:
@@ -48,17 +38,7 @@ def _make_format_1(path: Path, fmt: bytes = b"1") -> None:
 
 def _ctime_records(path: Path) -> dict[bytes, float]:
     """The ``c`` database, read by another process."""
-    proc = run_python(
-        f"""
-        import lmdb, struct, sys
-        env = lmdb.open({str(path)!r}, max_dbs=4, readonly=True, lock=False)
-        db = env.open_db(b"c", create=False)
-        with env.begin() as txn:
-            sys.stdout.write(repr({{bytes(k): struct.unpack("<d", v)[0] for k, v in txn.cursor(db=db)}}))
-        """
-    )
-    found: dict[bytes, float] = eval(proc.stdout)
-    return found
+    return {k: struct.unpack("<d", v)[0] for k, v in raw_records(path, b"c").items()}
 
 
 def test_a_format_1_database_is_upgraded_when_opened_for_writing(tmp_path: Path) -> None:

@@ -13,15 +13,7 @@ from persidict.backends.lmdb_env import QUEUE_LENGTH, QUEUE_VALUE_MAX
 from persidict.flags import ETAG_IS_THE_SAME
 from persidict.lmdb_dict import LmdbDict
 
-
-class Clock:
-    """A controllable time source."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from .lmdb_helpers import Clock
 
 
 def test_queued_writes_keep_the_time_they_were_made(tmp_path: Path) -> None:
