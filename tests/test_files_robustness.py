@@ -220,8 +220,8 @@ def test_temporary_names_are_short_and_name_host_and_process(
     d["short"] = 2
     host = replace_unsafe_chars(socket.gethostname() or "host", "_")[:40]
     assert len(renamed) == 2
-    pattern = re.compile(rf"\.{re.escape(host)}\.{os.getpid()}\.[0-9a-f]{{8}}[0-9]+\.tmp#")
-    for name in renamed:  # (the item's name is not in it; a random token may hold "fff")
+    pattern = re.compile(rf"\.{re.escape(host)}\.{os.getpid()}\.[0-9a-f]{{9,24}}\.tmp#")
+    for name in renamed:  # token (8 hex) and a hex counter; not the item's name
         assert pattern.fullmatch(name) and len(name) <= 82, name
     assert d["f" * 246] == 1 and d["short"] == 2
 
