@@ -147,6 +147,7 @@ class LmdbDict(StoreDict[ValueType]):
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
+        self._exists_raw = backend.exists_raw
         self._put_raw = backend.put_raw
         self._dump = self._coder.dump
         self._codec_decode = self._coder.codec.decode
@@ -211,22 +212,37 @@ class LmdbDict(StoreDict[ValueType]):
             self._lkeys[key] = lk
         return lk
 
+    def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
+        """The value stored under ``key``; KeyError when absent."""
+        if type(key) is str and self._cache is None:
+            # The hot path: a str key straight to its LMDB key (as in __setitem__).
+            data = self._get_raw((self._lkeys.get(key) or self._lkey_of_str(key))[0])
+            if data is None:
+                raise KeyError(to_key(key))
+            return self._loaded(key, data)
+        return self._get(to_key(key))
+
     def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
         cache = self._cache
         if cache is None:
-            lk = self._lkeys.get(key) or self._lkey(key)
-            data = self._get_raw(lk[0])
+            data = self._get_raw((self._lkeys.get(key) or self._lkey(key))[0])
             if data is None:
                 raise KeyError(key)
-            try:
-                value: ValueType = self._codec_decode(data)
-            except Exception:
-                return self._decode(key, self._target(key).loc, data)
-            base = self._coder.base_class_for_values
-            if base is not None and not isinstance(value, base):
-                return self._decode(key, self._target(key).loc, data)
-            return value
+            return self._loaded(key, data)
         return self._get_cached(key, cache)
+
+    def _loaded(self, key: str | NonEmptySafeStrTuple, data: bytes) -> ValueType:
+        """The value in ``data``, stored under ``key`` (errors name the key and where it is)."""
+        try:
+            value: ValueType = self._codec_decode(data)
+        except Exception:
+            k = to_key(key)
+            return self._decode(k, self._target(k).loc, data)
+        base = self._coder.base_class_for_values
+        if base is not None and not isinstance(value, base):
+            k = to_key(key)
+            return self._decode(k, self._target(k).loc, data)
+        return value
 
     def _get_cached(
         self, key: NonEmptySafeStrTuple, cache: OrderedDict[tuple[str, ...], tuple[bytes, Any]]
@@ -367,8 +383,14 @@ class LmdbDict(StoreDict[ValueType]):
                 k = to_key(key)
                 yield lkey_of(k) or self._lkey(k), data, mtime
 
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is stored (a malformed key raises, as it can never be stored)."""
+        if type(key) is str:
+            return self._exists_raw((self._lkeys.get(key) or self._lkey_of_str(key))[0])
+        return self._contains(to_key(key))
+
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
-        return self._lmdb.exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
+        return self._exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
 
     def __copy__(self) -> LmdbDict[ValueType]:
         new = super().__copy__()

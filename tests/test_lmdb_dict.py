@@ -362,6 +362,10 @@ def test_failing_codecs_name_the_key(tmp_path: Path) -> None:
     d["x", "y"] = "ok"
     with pytest.raises(CorruptValueError, match=r"key NonEmptySafeStrTuple\('x', 'y'\).*decoder exploded"):
         d["x", "y"]
+    d["s"] = "ok"
+    named = r"key NonEmptySafeStrTuple\('s'\) stored at lmdb:.*/s\.bad .*decoder exploded"
+    with pytest.raises(CorruptValueError, match=named):
+        d["s"]  # (the str-key read path names the key and where it is too)
     plain = LmdbDict[Any](base_dir=tmp_path, durable=False)
     with pytest.raises(TypeError, match=r"key NonEmptySafeStrTuple\('lock'\)"):
         plain["lock"] = threading.Lock()
@@ -534,7 +538,18 @@ def test_str_and_tuple_spellings_of_a_key_are_one_item(tmp_path: Path) -> None:
             d[bad] = 1
         with pytest.raises(ValueError, match="Invalid key component"):
             d.update({bad: 1})
+        with pytest.raises(ValueError, match="Invalid key component"):
+            d[bad]
+        with pytest.raises(ValueError, match="Invalid key component"):
+            _ = bad in d
     assert len(d) == 2
+    with pytest.raises(KeyError) as e:
+        d["missing"]
+    assert e.value.args == (("missing",),) and "missing" not in d and ("missing",) not in d
+    other = LmdbDict[Any](base_dir=tmp_path, durable=False)  # str keys it never wrote
+    assert other["a"] == 4 and "a" in other and other.get("a") == 4
+    cached = LmdbDict[Any](base_dir=tmp_path, durable=False, cache_size=4)
+    assert cached["a"] == 4 and cached[("a",)] == 4 and "a" in cached
 
 
 def test_write_numbers_stay_unique_after_an_interrupted_update(tmp_path: Path) -> None:
