@@ -271,6 +271,8 @@ _new_key: Callable[[Iterable[str]], NonEmptySafeStrTuple] = partial(tuple.__new_
 
 def _decode_component(encoded: str, digest_len: int) -> str | None:
     """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
+    if encoded.isascii() and encoded.isalnum():  # letters and digits only: no "_", so no suffix
+        return encoded if len(encoded) < SAFE_STRING_MAX_LENGTH else None
     if _SAFE_NAME.fullmatch(encoded) is None:
         return None  # an unsafe character: no suffix can hold one
     n = digest_len
@@ -449,10 +451,13 @@ class Layout:
         if not last.endswith(dot_ext):
             return None
         decode = self.decode_part
+        if len(loc) == 1:  # (the common case: no folders)
+            c = decode(last[: -len(dot_ext)])
+            return None if c is None else _new_key((c,))
         parts: list[str] = []
         for encoded in (*loc[:-1], last[: -len(dot_ext)]):
             c = decode(encoded)
             if c is None:
                 return None  # a foreign file whose name is not a key
             parts.append(c)
-        return NonEmptySafeStrTuple._trusted(tuple(parts))
+        return _new_key(parts)

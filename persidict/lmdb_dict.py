@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 _LKEY_CACHE_LIMIT = 100_000
 _get_ident = threading.get_ident
+_UNSEEN: Any = object()
 
 DEFAULT_MAP_SIZE = 64 * 2**20
 """Initial size of the memory map (64 MiB); it doubles whenever it fills up."""
@@ -145,9 +146,12 @@ class LmdbDict(StoreDict[ValueType]):
         self._lmdb = backend
         # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
+        # Location bytes relative to the root, as listed -> key (None: no item of this dict).
+        self._listed: dict[bytes, NonEmptySafeStrTuple | None] = {}
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
         self._exists_raw = backend.exists_raw
+        self._list_raw = backend.list_raw
         self._put_raw = backend.put_raw
         self._dump = self._coder.dump
         self._codec_decode = self._coder.codec.decode
@@ -396,7 +400,24 @@ class LmdbDict(StoreDict[ValueType]):
         new = super().__copy__()
         assert isinstance(new, LmdbDict)
         new._lkeys = {}  # a subdict's keys map to other LMDB keys
+        new._listed = {}
         return new
+
+    def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
+        listed = self._listed
+        for raw in self._list_raw(self._root):
+            k = listed.get(raw, _UNSEEN)
+            if k is _UNSEEN:
+                k = self._layout.key_of(raw.decode().split("/"))
+                if len(listed) >= _LKEY_CACHE_LIMIT:
+                    listed.clear()
+                listed[raw] = k
+            if k is not None:
+                yield k
+
+    def __len__(self) -> int:
+        """The number of stored items."""
+        return sum(1 for _ in self._iter_keys())
 
     # ------------------------------------------------------------ LMDB extras
 

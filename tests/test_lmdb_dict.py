@@ -62,6 +62,26 @@ def test_prefix_listing_is_exact_and_batched(tmp_path: Path) -> None:
     assert len(d) == 2502
 
 
+def test_listings_follow_other_writers_and_their_cache_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persidict.lmdb_dict as lmdb_dict
+
+    monkeypatch.setattr(lmdb_dict, "_LKEY_CACHE_LIMIT", 10)
+    d = LmdbDict[int](base_dir=tmp_path, durable=False)
+    d.update({f"k{i}": i for i in range(25)})
+    assert len(d) == 25 and len(d._listed) <= 10
+    other = LmdbDict[int](base_dir=tmp_path, durable=False)
+    other["new"], other["s", "t_u"] = 1, 2
+    del other["k3"]
+    json = LmdbDict[int](base_dir=tmp_path, durable=False, serialization_format="json")
+    json["j"] = 3  # another format: no item of d
+    expected = {(f"k{i}",) for i in range(25) if i != 3} | {("new",), ("s", "t_u")}
+    assert set(d) == expected and set(d) == expected  # (a cold and a warm pass)
+    assert len(d._listed) <= 10
+    assert list(d.get_subdict("s")) == [("t_u",)] and list(json) == [("j",)]
+
+
 def test_params_round_trip_and_subdicts(tmp_path: Path) -> None:
     clock = Clock()
     d = LmdbDict[Any](base_dir=tmp_path, durable=False, cache_size=3, ttl=60.0, clock=clock)

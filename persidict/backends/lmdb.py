@@ -503,10 +503,10 @@ class LmdbBackend:
 
     # ------------------------------------------------------------ listing
 
-    def _scan(self, prefix: Location, with_records: bool) -> Iterator[tuple[Location, Any]]:
-        """(location relative to ``prefix``, record or None), in batches of short read transactions."""
-        n = len(prefix)
+    def _scan(self, prefix: Location, with_records: bool) -> Iterator[tuple[bytes, Any]]:
+        """(location bytes relative to ``prefix``, stat or None), in batches of short read transactions."""
         p = ("/".join(prefix) + "/").encode() if prefix else b""
+        cut = len(p)
         h = self._h
         need_rec = with_records or self._ttl is not None
         ttl = self._ttl
@@ -535,7 +535,7 @@ class LmdbBackend:
                     if ttl is not None and now - _HDR.unpack_from(rec)[3] > ttl:
                         continue
                     rec = self._stat_of(rec) if with_records else None
-                out.append((k, rec))
+                out.append((k[cut:], rec))
                 if len(out) >= _LIST_BATCH:
                     start = k + b"\x00"
                     return out
@@ -543,13 +543,14 @@ class LmdbBackend:
             return out
 
         while not done:
-            for k, rec in self._read(batch, buffers=True):
-                yield tuple(k.decode().split("/"))[n:], rec
-        yield from self._scan_hashed(p, n, with_records)
+            yield from self._read(batch, buffers=True)
+        yield from self._scan_hashed(p, with_records)
 
-    def _scan_hashed(self, p: bytes, n: int, with_records: bool) -> Iterator[tuple[Location, Any]]:
+    def _scan_hashed(self, p: bytes, with_records: bool) -> Iterator[tuple[bytes, Any]]:
+        """``_scan`` of the records stored under hashed keys (their locations are in the records)."""
         h = self._h
         ttl = self._ttl
+        cut = len(p)
 
         def all_hashed(txn: lmdb.Transaction[Any]) -> list[tuple[bytes, Any]]:
             out: list[tuple[bytes, Any]] = []
@@ -565,17 +566,16 @@ class LmdbBackend:
                     continue
                 loc = bytes(rec[_HDR_SIZE : _HDR_SIZE + kept])
                 if loc.startswith(p):
-                    out.append((loc, self._stat_of(rec) if with_records else None))
+                    out.append((loc[cut:], self._stat_of(rec) if with_records else None))
             return out
 
-        for loc, stat in self._read(all_hashed, buffers=True):
-            yield tuple(loc.decode().split("/"))[n:], stat
+        yield from self._read(all_hashed, buffers=True)
 
-    def list(self, prefix: Location) -> Iterator[Location]:
-        """Locations under ``prefix``, relative to it, streamed in batches."""
+    def list_raw(self, prefix: Location) -> Iterator[bytes]:
+        """Locations under ``prefix``, relative to it, as bytes (``b"a/b.pkl"``), streamed in batches."""
         if self._ttl is not None:
-            for loc, _ in self._scan(prefix, False):
-                yield loc
+            for raw, _ in self._scan(prefix, False):
+                yield raw
             return
         # Keys only: no record is touched.
         p = ("/".join(prefix) + "/").encode() if prefix else b""
@@ -599,17 +599,22 @@ class LmdbBackend:
                 keys = [k for k in keys if k.startswith(p)]
             if keys:
                 start = keys[-1] + b"\x00"
-            return keys
+            return [k[cut:] for k in keys] if cut else keys
 
         while not done:
-            for k in self._read(batch):
-                yield tuple(k[cut:].decode().split("/"))
-        for loc, _ in self._scan_hashed(p, len(prefix), False):
-            yield loc
+            yield from self._read(batch)
+        for raw, _ in self._scan_hashed(p, False):
+            yield raw
+
+    def list(self, prefix: Location) -> Iterator[Location]:
+        """Locations under ``prefix``, relative to it, streamed in batches."""
+        for raw in self.list_raw(prefix):
+            yield tuple(raw.decode().split("/"))
 
     def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
         """Locations under ``prefix`` with their stats."""
-        yield from self._scan(prefix, True)
+        for raw, stat in self._scan(prefix, True):
+            yield tuple(raw.decode().split("/")), stat
 
     # ------------------------------------------------------------ metadata, atime, expiry
 
