@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persidict.backends.lmdb_env import QUEUE_LENGTH, QUEUE_VALUE_MAX
-from persidict.flags import ETAG_IS_THE_SAME
+from persidict.flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE
 from persidict.lmdb_dict import LmdbDict
 
 from .lmdb_helpers import Clock
@@ -105,6 +105,11 @@ _OPS = st.lists(
         st.tuples(st.just("contains"), _KEYS),
         st.tuples(st.just("keys"),),
         st.tuples(st.just("set if same etag"), _KEYS, st.integers(0, 9)),
+        st.tuples(st.just("pop"), _KEYS),
+        st.tuples(st.just("setdefault"), _KEYS, st.integers(0, 9)),
+        st.tuples(st.just("increment"), _KEYS),
+        st.tuples(st.just("timestamps"),),
+        st.tuples(st.just("values"),),
     ),
     max_size=30,
 )
@@ -152,6 +157,18 @@ def test_transactions_behave_like_a_dict(
                     assert (op[1] in other) == (_norm(op[1]) in model)
                 elif name == "keys":
                     assert sorted(tuple(k) for k in d) == sorted(model)
+                elif name == "pop":
+                    assert d.pop(op[1], None) == model.pop(_norm(op[1]), None)
+                elif name == "setdefault":
+                    assert sub.setdefault(op[1][-1], op[2]) == model.setdefault(("s", op[1][-1]), op[2])
+                elif name == "increment":
+                    d.transform_item(op[1], lambda v: 1 if v is ITEM_NOT_AVAILABLE else v + 1)
+                    model[_norm(op[1])] = model.get(_norm(op[1]), 0) + 1
+                elif name == "timestamps":
+                    stamps = dict(other.keys_and_timestamps())
+                    assert sorted(stamps) == sorted(model) and all(t > 0 for t in stamps.values())
+                elif name == "values":
+                    assert len(d) == len(model) and sorted(d.values()) == sorted(model.values())
                 else:
                     key = _norm(op[1])
                     if key in model:
