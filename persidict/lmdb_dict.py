@@ -72,7 +72,7 @@ class LmdbDict(StoreDict[ValueType]):
     """
 
     _lmdb: LmdbBackend
-    _cache: OrderedDict[tuple[str, ...], tuple[bytes, Any]] | None
+    _cache: OrderedDict[bytes, tuple[bytes, Any]] | None
     _cache_lock: threading.Lock
 
     def __init__(
@@ -218,22 +218,27 @@ class LmdbDict(StoreDict[ValueType]):
 
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         """The value stored under ``key``; KeyError when absent."""
-        if type(key) is str and self._cache is None:
+        if type(key) is str:
             # The hot path: a str key straight to its LMDB key (as in __setitem__).
-            data = self._get_raw((self._lkeys.get(key) or self._lkey_of_str(key))[0])
+            lkey = (self._lkeys.get(key) or self._lkey_of_str(key))[0]
+            cache = self._cache
+            if cache is not None:
+                return self._get_cached(key, lkey, cache)
+            data = self._get_raw(lkey)
             if data is None:
                 raise KeyError(to_key(key))
             return self._loaded(key, data)
         return self._get(to_key(key))
 
     def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
+        lkey = (self._lkeys.get(key) or self._lkey(key))[0]
         cache = self._cache
-        if cache is None:
-            data = self._get_raw((self._lkeys.get(key) or self._lkey(key))[0])
-            if data is None:
-                raise KeyError(key)
-            return self._loaded(key, data)
-        return self._get_cached(key, cache)
+        if cache is not None:
+            return self._get_cached(key, lkey, cache)
+        data = self._get_raw(lkey)
+        if data is None:
+            raise KeyError(key)
+        return self._loaded(key, data)
 
     def _loaded(self, key: str | NonEmptySafeStrTuple, data: bytes) -> ValueType:
         """The value in ``data``, stored under ``key`` (errors name the key and where it is)."""
@@ -249,28 +254,28 @@ class LmdbDict(StoreDict[ValueType]):
         return value
 
     def _get_cached(
-        self, key: NonEmptySafeStrTuple, cache: OrderedDict[tuple[str, ...], tuple[bytes, Any]]
+        self, key: str | NonEmptySafeStrTuple, lkey: bytes, cache: OrderedDict[bytes, tuple[bytes, Any]]
     ) -> ValueType:
-        t = self._target(key)
+        """The value of ``key`` (at ``lkey``) from the cache if its version is still the stored one."""
         with self._cache_lock:
-            hit = cache.get(t.loc)
-        got = self._lmdb.get_versioned(t.loc, None if hit is None else hit[0])
+            hit = cache.get(lkey)
+        got = self._lmdb.get_versioned(lkey, None if hit is None else hit[0])
         if got is None:
             with self._cache_lock:
-                cache.pop(t.loc, None)
-            raise KeyError(key)
+                cache.pop(lkey, None)
+            raise KeyError(to_key(key))
         version, data = got
         if data is None:
             assert hit is not None
             with self._cache_lock:
-                if t.loc in cache:
-                    cache.move_to_end(t.loc)
+                if lkey in cache:
+                    cache.move_to_end(lkey)
             value: ValueType = hit[1]
             return value
-        value = self._decode(key, t.loc, data)
+        value = self._loaded(key, data)
         with self._cache_lock:
-            cache[t.loc] = (version, value)
-            cache.move_to_end(t.loc)
+            cache[lkey] = (version, value)
+            cache.move_to_end(lkey)
             while len(cache) > self._cache_size:
                 cache.popitem(last=False)
         return value

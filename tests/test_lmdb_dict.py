@@ -410,8 +410,23 @@ def test_cache_is_never_stale_across_processes(tmp_path: Path) -> None:
     assert (d["b"], d["c"], d["a"]) == ([3], [4], [2])
     assert len(d._cache or {}) == 2
     del d["a"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as e:
         d["a"]
+    assert e.value.args == (("a",),)
+
+
+def test_cached_reads_by_any_spelling_and_through_subdicts(tmp_path: Path) -> None:
+    d = LmdbDict[Any](base_dir=tmp_path, durable=False, cache_size=8)
+    d["s", "k"] = [1]
+    sub = d.get_subdict("s")
+    first = sub["k"]
+    assert d["s", "k"] is first and sub[("k",)] is first  # one entry, whatever the spelling
+    d["k"] = [0]  # the parent's own "k" is another item
+    assert d["k"] == [0] and sub["k"] is first
+    with d.transaction():
+        sub["k"] = [2]  # queued; the cached read sees it
+        assert d["s", "k"] == [2]
+    assert sub["k"] == [2] and sub["k"] is d["s", "k"]
 
 
 # ---------------------------------------------------------------- transactions, read-only

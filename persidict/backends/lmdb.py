@@ -319,9 +319,8 @@ class LmdbBackend:
         kept = _HDR.unpack_from(rec)[4]
         return bytes(rec[_HDR_SIZE + kept :])
 
-    def get_versioned(self, loc: Location, known: bytes | None) -> tuple[bytes, bytes | None] | None:
-        """(version, value bytes) at ``loc``; the bytes are None when the version is ``known``."""
-        lkey = self._key(loc)[0]
+    def get_versioned(self, lkey: bytes, known: bytes | None) -> tuple[bytes, bytes | None] | None:
+        """(version, value bytes) at an LMDB key from ``lmdb_key`` (bytes None: the version is ``known``)."""
         h = self._h
 
         def do(txn: lmdb.Transaction[Any]) -> tuple[bytes, bytes | None] | None:
