@@ -218,26 +218,21 @@ class LmdbDict(StoreDict[ValueType]):
 
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
         """The value stored under ``key``; KeyError when absent."""
-        if type(key) is str:
-            # The hot path: a str key straight to its LMDB key (as in __setitem__).
-            lkey = (self._lkeys.get(key) or self._lkey_of_str(key))[0]
-            cache = self._cache
-            if cache is not None:
-                return self._get_cached(key, lkey, cache)
-            data = self._get_raw(lkey)
-            if data is None:
-                raise KeyError(to_key(key))
-            return self._loaded(key, data)
+        if type(key) is str:  # the hot path: a str key straight to its LMDB key (as in __setitem__)
+            return self._get_at(key, (self._lkeys.get(key) or self._lkey_of_str(key))[0])
         return self._get(to_key(key))
 
     def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
-        lkey = (self._lkeys.get(key) or self._lkey(key))[0]
+        return self._get_at(key, (self._lkeys.get(key) or self._lkey(key))[0])
+
+    def _get_at(self, key: str | NonEmptySafeStrTuple, lkey: bytes) -> ValueType:
+        """The value of ``key``, stored at ``lkey`` (through the cache if there is one)."""
         cache = self._cache
         if cache is not None:
             return self._get_cached(key, lkey, cache)
         data = self._get_raw(lkey)
         if data is None:
-            raise KeyError(key)
+            raise KeyError(to_key(key))
         return self._loaded(key, data)
 
     def _loaded(self, key: str | NonEmptySafeStrTuple, data: bytes) -> ValueType:
