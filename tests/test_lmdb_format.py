@@ -1,8 +1,7 @@
-"""LmdbDict's record format: ctimes apart from the records (format 2), older databases upgraded."""
+"""LmdbDict's record format: ctimes apart from the records (format 2), mixed with format 1 as it is."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import pickle
 import struct
@@ -41,7 +40,7 @@ def _ctime_records(path: Path) -> dict[bytes, float]:
     return {k: struct.unpack("<d", v)[0] for k, v in raw_records(path, b"c").items()}
 
 
-def test_a_format_1_database_is_upgraded_when_opened_for_writing(tmp_path: Path) -> None:
+def test_a_format_1_database_is_used_as_it_is(tmp_path: Path) -> None:
     _make_format_1(tmp_path)
     clock = Clock(300.0)
     d = LmdbDict[object](base_dir=tmp_path, durable=False, clock=clock)
@@ -51,48 +50,38 @@ def test_a_format_1_database_is_upgraded_when_opened_for_writing(tmp_path: Path)
         (110.0, 160.0),
         (120.0, 170.0),
     ]
-    d["k"] = 43  # an overwrite keeps the ctime the header held
-    assert (d.metadata("k").ctime, d.metadata("k").mtime) == (100.0, 300.0)
-    assert _ctime_records(tmp_path) == {b"k.pkl": 100.0, b"s/j.pkl": 110.0, LONG_LKEY: 120.0}
+    assert _ctime_records(tmp_path) == {}  # nothing migrated
+    d["k"] = 43  # an overwrite keeps the ctime the header held (moved to c)
+    d.update({("s", "j"): "j2", LONG: 8})  # (the batch path too)
+    d["new"] = 1
+    assert [d.metadata(k).ctime for k in ("k", ("s", "j"), LONG, "new")] == [100.0, 110.0, 120.0, 300.0]
+    assert d.metadata("k").mtime == 300.0
+    moved = {b"k.pkl": 100.0, b"s/j.pkl": 110.0, LONG_LKEY: 120.0, b"new.pkl": 300.0}
+    assert _ctime_records(tmp_path) == moved
     env = d._lmdb.handle.env
     assert env is not None
     with env.begin() as txn:
-        assert txn.get(b"format", db=env.open_db(b"m", txn=txn)) == b"2"
+        assert txn.get(b"format", db=env.open_db(b"m", txn=txn)) == b"1"
 
 
-def _make_full_format_1(path: Path, map_size: int) -> int:
-    """A format-1 database whose map is full; returns how many records it holds."""
-    env = lmdb.open(str(path), max_dbs=4, map_size=map_size)
-    v, m = env.open_db(b"v"), env.open_db(b"m")
-    env.open_db(b"a")
-    env.open_db(b"c")  # (so that opening it creates no database: the upgrade is what needs room)
-    with env.begin(write=True) as txn:
-        txn.put(b"dbid", b"0badcafe", db=m)
-        txn.put(b"format", b"1", db=m)
-    n = 0
-    with contextlib.suppress(lmdb.MapFullError):
-        while True:  # one transaction per record, until the map is full
-            with env.begin(write=True) as txn:
-                txn.put(b"k%06d.pkl" % n, _HDR.pack(1, 0, 100.0 + n, 200.0, 0) + pickle.dumps(n), db=v)
-            n += 1
-    env.close()
-    return n
-
-
-def test_the_upgrade_grows_a_full_map(tmp_path: Path) -> None:
-    n = _make_full_format_1(tmp_path, 256 * 1024)
-    assert n > 100
-    d = LmdbDict[int](base_dir=tmp_path, durable=False, map_size=256 * 1024)
-    assert d._lmdb.handle.map_size > 256 * 1024 and len(d) == n
-    assert d.metadata(f"k{n - 1:06d}").ctime == 100.0 + n - 1
-
-
-def test_an_upgrade_with_no_room_fails_clearly(tmp_path: Path) -> None:
-    _make_full_format_1(tmp_path, 256 * 1024)
-    with pytest.raises(BackendError, match=r"map is full \(max_map_size=262144\): no room to upgrade"):
-        LmdbDict[int](base_dir=tmp_path, durable=False, map_size=256 * 1024, max_map_size=256 * 1024)
-    ro = LmdbDict[int](base_dir=tmp_path, readonly=True)  # (another process would still read it)
-    assert ro.metadata("k000000").ctime == 100.0
+def test_records_of_an_older_writer_mix_with_ours(tmp_path: Path) -> None:
+    """A format-1 writer deletes without touching c and writes the ctime into the header."""
+    clock = Clock(100.0)
+    d = LmdbDict[int](base_dir=tmp_path, durable=False, clock=clock)
+    d["k"] = 1  # ours: ctime 100 in c
+    env = d._lmdb.handle.env
+    assert env is not None
+    v = env.open_db(b"v")
+    with env.begin(write=True) as txn:  # the older writer deletes "k" and writes it anew at 200
+        txn.delete(b"k.pkl", db=v)
+        txn.put(b"k.pkl", _HDR.pack(txn.id(), 0, 200.0, 200.0, 0) + pickle.dumps(2), db=v)
+    assert (d["k"], d.metadata("k").ctime) == (2, 200.0)  # not the stale 100 left in c
+    clock.now = 300.0
+    d["k"] = 3
+    assert (d.metadata("k").ctime, d.metadata("k").mtime) == (200.0, 300.0)
+    with env.begin(write=True) as txn:  # the older writer overwrites ours: it keeps the slot's 0
+        txn.put(b"k.pkl", _HDR.pack(txn.id(), 0, 0.0, 400.0, 0) + pickle.dumps(4), db=v)
+    assert (d["k"], d.metadata("k").ctime, d.metadata("k").mtime) == (4, 200.0, 400.0)
 
 
 def test_a_format_1_database_reads_read_only(tmp_path: Path) -> None:

@@ -7,12 +7,15 @@ grown and carried across ``fork()``, and for the threading model):
   ``b"a/b.pkl"``; a key longer than the environment's limit (511 bytes) is
   stored under ``b"#" + sha256`` with the location kept in the record, so
   listing still returns it. A record is a 32-byte header — the version
-  (transaction id, write number within it), a ctime slot (0; format 1 kept
-  the ctime here), mtime, length of the kept location — then the kept
-  location, then the value bytes.
+  (transaction id, write number within it), a ctime slot, mtime, length of
+  the kept location — then the kept location, then the value bytes.
 * ``c``: location -> creation time, written only when a record is created
   (or an expired one is written anew), so overwriting a record is a single
-  ``replace`` that needs no read first.
+  ``replace`` that needs no read first; this code leaves the header's ctime
+  slot at 0. Format 1 (an older persidict) kept the ctime in the slot and
+  wrote no ``c``: a record whose slot is not 0 is such a record, its slot
+  holds its ctime, and the first overwrite by this code moves it to ``c``.
+  So databases, and processes, of both formats mix: nothing is migrated.
 * ``a``: location -> last read time (``track_atime``), written in batches.
 * ``m``: the database id (random, made at creation) and format version.
 
@@ -61,7 +64,9 @@ _HDR = struct.Struct("<QIddI")  # txnid, write number, ctime slot, mtime, kept-l
 _HDR_SIZE = _HDR.size
 _VERSION_SIZE = 12  # txnid + write number: the bytes an ETag is made of
 _TIME = struct.Struct("<d")  # a ctime in ``c``, an atime in ``a``
+_CTIME_AT = 12
 _MTIME_AT = 20
+_NO_CTIME = bytes(8)  # the header's ctime slot as this code writes it
 _LIST_BATCH = 1000
 _DELETE_BATCH = 1000
 _KEY_CACHE_LIMIT = 100_000
@@ -415,6 +420,8 @@ class LmdbBackend:
                     old = replace(lkey, pack(txnid, seq, 0.0, now, 0) + data)
                 if old is None or (ttl is not None and now - unpack_mtime(old, _MTIME_AT)[0] > ttl):
                     put_ctime(lkey, pack_time(now), db=cdb)
+                elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
+                    put_ctime(lkey, old[_CTIME_AT:_MTIME_AT], db=cdb)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
         finally:
@@ -442,6 +449,8 @@ class LmdbBackend:
         old = cur.replace(lkey, header + kept + data if kept else header + data)
         if old is None or (self._ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > self._ttl):
             txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
+        elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
+            txn.put(lkey, old[_CTIME_AT:_MTIME_AT], db=self._h.cdb)
         return now
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
@@ -627,9 +636,10 @@ class LmdbBackend:
             if rec is None or not self._live(rec, self._clock()):
                 return None
             txnid, seq, ctime, mtime, kept = _HDR.unpack_from(rec)
-            c = txn.get(lkey, db=h.cdb) if h.cdb is not None else None
-            if c is not None:
-                ctime = _TIME.unpack_from(c)[0]  # else a format-1 record, opened read-only
+            if ctime == 0.0 and h.cdb is not None:  # (else a format-1 record: the ctime is here)
+                c = txn.get(lkey, db=h.cdb)
+                if c is not None:
+                    ctime = _TIME.unpack_from(c)[0]
             a = txn.get(lkey, db=h.adb) if h.adb is not None else None
             atime = None if a is None else _TIME.unpack_from(a)[0]
             return LmdbMetadata(

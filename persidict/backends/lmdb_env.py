@@ -51,11 +51,11 @@ _ABANDONED: list[Any] = []  # environments inherited across fork: never touched 
 
 
 FORMAT = b"2"
-"""The record format this code writes. 1: ctime in each record's header; 2: in ``c``."""
+"""The record format of databases this code creates (see lmdb.py); it reads and writes format 1 too."""
 
 
-def _check_format(found: bytes | None, path: str) -> bytes:
-    """The format of a database, or an error if it is newer than this code."""
+def _check_format(found: bytes | None, path: str) -> None:
+    """Raise if the database's format is newer than this code."""
     fmt = found or b"1"
     if fmt not in (b"1", FORMAT):
         raise BackendError(
@@ -63,15 +63,6 @@ def _check_format(found: bytes | None, path: str) -> bytes:
             f"newer than this persidict reads ({FORMAT.decode()}): upgrade persidict",
             backend=f"lmdb:{path}", operation="open",
         )
-    return fmt
-
-
-def _upgrade_to_2(txn: lmdb.Transaction[Any], vdb: Any, cdb: Any) -> None:
-    """Copy each record's ctime from its header (format 1) into ``c`` (format 2)."""
-    for k, rec in txn.cursor(db=vdb).iternext():
-        ctime = rec[12:20]  # the header is <QIddI: txnid, write number, ctime, ... (see lmdb.py)
-        if ctime != b"\0" * 8:
-            txn.put(k, ctime, db=cdb, overwrite=False)
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -222,9 +213,14 @@ class EnvHandle:
                 mdb = env.open_db(b"m")
                 with env.begin() as rtxn:
                     found = rtxn.get(b"dbid", db=mdb)
-                    fmt = rtxn.get(b"format", db=mdb)
-                if found is None or fmt != FORMAT:
-                    found = self._initialize(env, mdb)
+                    _check_format(rtxn.get(b"format", db=mdb), self.path)
+                if found is None:
+                    with env.begin(write=True) as txn:
+                        found = txn.get(b"dbid", db=mdb)
+                        if found is None:
+                            found = os.urandom(4).hex().encode()
+                            txn.put(b"dbid", found, db=mdb)
+                            txn.put(b"format", FORMAT, db=mdb)
                 dbid = found
         except BaseException:
             env.close()
@@ -233,31 +229,6 @@ class EnvHandle:
         self.max_key_size = env.max_key_size()
         self._map_size = env.info()["map_size"]
         self.env = env
-
-    def _initialize(self, env: lmdb.Environment, mdb: Any) -> bytes:
-        """Give a new database its id and format; bring an old one to ``FORMAT``. Returns the id."""
-        while True:
-            try:
-                with env.begin(write=True) as txn:
-                    found: bytes | None = txn.get(b"dbid", db=mdb)
-                    if found is None:
-                        found = os.urandom(4).hex().encode()
-                        txn.put(b"dbid", found, db=mdb)
-                        txn.put(b"format", FORMAT, db=mdb)
-                    elif _check_format(txn.get(b"format", db=mdb), self.path) != FORMAT:
-                        _upgrade_to_2(txn, self.vdb, self.cdb)
-                        txn.put(b"format", FORMAT, db=mdb)
-                    return found
-            except lmdb.MapFullError:
-                size = env.info()["map_size"]
-                if self.max_map_size is not None and size >= self.max_map_size:
-                    raise BackendError(
-                        f"The LMDB map is full (max_map_size={self.max_map_size}): no room to upgrade "
-                        f"the database to record format {FORMAT.decode()}",
-                        backend=self.describe(), operation="open",
-                    ) from None
-                size *= 2
-                env.set_mapsize(size if self.max_map_size is None else min(size, self.max_map_size))
 
     def describe(self) -> str:
         """``lmdb:<path>``."""
