@@ -25,7 +25,6 @@ SAFE_STRING_MAX_LENGTH: int = 254
 """Every key component must be strictly shorter than this."""
 
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9()_\-~.=]{1,253}")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9()_\-~.=]+")
 
 
 def get_safe_chars() -> set[str]:
@@ -158,6 +157,10 @@ class NonEmptySafeStrTuple(SafeStrTuple):
         return tuple.__new__(cls, strings)
 
 
+_new_key: Callable[[Iterable[str]], NonEmptySafeStrTuple] = partial(tuple.__new__, NonEmptySafeStrTuple)
+"""A NonEmptySafeStrTuple of components known to be valid, built without checks."""
+
+
 PersiDictKey: TypeAlias = SafeStrTuple | str | Sequence[str]
 """What may be passed where a (possibly empty) key prefix is expected."""
 
@@ -178,7 +181,7 @@ def to_key(key: object) -> NonEmptySafeStrTuple:
     if t is str:
         s = cast(str, key)
         if is_key_component(s):
-            return tuple.__new__(NonEmptySafeStrTuple, (s,))
+            return _new_key((s,))
     if t is str or t is tuple:
         try:
             return _cached_key(key)  # type: ignore[arg-type,unused-ignore]
@@ -266,23 +269,11 @@ def _suffixes_match(heads: list[str], suffixes: str) -> bool:
     )
 
 
-_new_key: Callable[[Iterable[str]], NonEmptySafeStrTuple] = partial(tuple.__new__, NonEmptySafeStrTuple)
-
-
 def _decode_component(encoded: str, digest_len: int) -> str | None:
     """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
-    if encoded.isascii() and encoded.isalnum():  # letters and digits only: no "_", so no suffix
-        return encoded if len(encoded) < SAFE_STRING_MAX_LENGTH else None
-    if _SAFE_NAME.fullmatch(encoded) is None:
-        return None  # an unsafe character: no suffix can hold one
-    n = digest_len
-    if n and len(encoded) > n + 1 and encoded[-n - 1] == "_":
-        head = encoded[: -n - 1]
-        if _digest_prefix(head, n) == encoded[-n:]:
-            encoded = head
-    if len(encoded) >= SAFE_STRING_MAX_LENGTH or encoded == "." or encoded == "..":
-        return None
-    return encoded
+    if digest_len and has_digest_suffix(encoded, digest_len):
+        encoded = encoded[: -digest_len - 1]
+    return encoded if is_key_component(encoded) else None
 
 
 def add_digest_suffix(component: str, digest_len: int) -> str:
@@ -434,7 +425,7 @@ class Layout:
         if not name.endswith(self._dot_ext):
             return False
         c = _decode_component(name[: -len(self._dot_ext)], self.digest_len)
-        return False if c is None else tuple.__new__(NonEmptySafeStrTuple, (*prefix, c))
+        return False if c is None else _new_key((*prefix, c))
 
     def _forget_files(self) -> None:
         for _, names in list(self._folders.values()):
