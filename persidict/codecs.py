@@ -63,7 +63,7 @@ class PickleCodec:
 
     def encode(self, value: Any) -> bytes:
         """Pickle with the highest protocol ``joblib.load`` reads."""
-        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+        return _pickle_dumps(value)
 
     def decode(self, data: bytes) -> Any:
         """Unpickle plain pickles directly; hand joblib files to joblib."""

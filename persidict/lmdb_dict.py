@@ -415,10 +415,6 @@ class LmdbDict(StoreDict[ValueType]):
             if k is not None:
                 yield k
 
-    def __len__(self) -> int:
-        """The number of stored items."""
-        return sum(1 for _ in self._iter_keys())
-
     # ------------------------------------------------------------ LMDB extras
 
     @contextlib.contextmanager

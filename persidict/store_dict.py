@@ -245,8 +245,7 @@ class StoreDict(PersiDict[ValueType]):
 
     def __len__(self) -> int:
         """The number of stored items (foreign and temporary files are not counted)."""
-        key_of = self._layout.key_of
-        return sum(1 for loc in self._backend.list(self._root) if key_of(loc) is not None)
+        return sum(1 for _ in self._iter_keys())
 
     def clear(self) -> None:
         """Delete every item of this dict (and of its subdicts); foreign files stay."""
