@@ -73,6 +73,13 @@ _KEY_CACHE_LIMIT = 100_000
 _get_ident = threading.get_ident
 
 
+@attrs.define
+class _WriteNumber:
+    """The last write number used in a transaction (``Batch`` has one too)."""
+
+    seq: int
+
+
 @attrs.frozen
 class LmdbMetadata:
     """Everything LmdbDict keeps about one item."""
@@ -364,8 +371,9 @@ class LmdbBackend:
                 if old is not None and not self._live(old, self._clock()):
                     old = None  # expired: absent
                 self._check(loc, old, precondition)
-            mtime = self._put_at(txn, cur, lkey, kept, data, txnid, seq)
-            return Stat(f"{self._etag_prefix}{txnid}.{seq}", mtime, len(data))
+            now = self._clock()
+            self._write_records(txn, cur, txnid, _WriteNumber(seq - 1), (((lkey, kept), data, now),))
+            return Stat(f"{self._etag_prefix}{txnid}.{seq}", now, len(data))
 
         return self._write(do)
 
@@ -381,12 +389,13 @@ class LmdbBackend:
         h = self._h
         batch = h.batch
         if batch is None or h.batch_owner != _get_ident():
-            lkey, kept = lk
-            self._write(
-                lambda txn, txnid, seq: self._put_at(txn, txn.cursor(db=h.vdb), lkey, kept, data, txnid, seq)
+            self._write(  # (the clock is read inside the transaction: mtimes follow the commits)
+                lambda txn, txnid, seq: self._write_records(
+                    txn, txn.cursor(db=h.vdb), txnid, _WriteNumber(seq - 1), ((lk, data, self._clock()),)
+                )
             )
         else:
-            batch.enqueue(self, self._write_records, (lk, data, self._clock()))
+            batch.enqueue(self, self._write_batch, (lk, data, self._clock()))
 
     def put_many_raw(self, items: Iterable[QueuedRecord]) -> int:
         """Write ((LMDB key, kept location), value bytes, mtime) records inside this thread's batch."""
@@ -395,19 +404,35 @@ class LmdbBackend:
         if batch is None or h.batch_owner != _get_ident():
             raise RuntimeError("put_many_raw() runs inside LmdbDict.transaction()")
         batch.flushed()
-        return self._write_records(batch, items)
+        return self._write_batch(batch, items)
 
-    def _write_records(self, batch: Batch, items: Iterable[QueuedRecord]) -> int:
-        """Write records through the batch's cursor (the batch's queue writer); return how many.
+    def _write_batch(self, batch: Batch, items: Iterable[QueuedRecord]) -> int:
+        """Write records into this thread's batch (its queue writer); return how many."""
+        try:
+            return self._write_records(batch.txn, batch.cursor, batch.txnid, batch, items)
+        except lmdb.MapFullError:
+            raise self._batch_map_full(batch) from None
 
-        ``_put_at`` decides the ctime the same way.
+    def _write_records(
+        self,
+        txn: lmdb.Transaction[Any],
+        cur: lmdb.Cursor[Any],
+        txnid: int,
+        number: _WriteNumber | Batch,
+        items: Iterable[QueuedRecord],
+    ) -> int:
+        """The writer of records: through ``cur``, a cursor of the records in ``txn``; return how many.
+
+        Each record takes the write number after ``number.seq``, which follows
+        whatever stopped the loop. A new record (or one written after it
+        expired) gets its ctime in ``c``; an overwrite leaves the ctime alone,
+        but moves a format-1 record's ctime from its header into ``c``.
         """
         ttl = self._ttl
-        txnid = batch.txnid
-        seq = first = batch.seq
+        seq = first = number.seq
         pack = _HDR.pack
-        replace = batch.cursor.replace
-        put_ctime = batch.txn.put
+        replace = cur.replace
+        put_ctime = txn.put
         cdb = self._h.cdb
         pack_time = _TIME.pack
         unpack_mtime = _TIME.unpack_from
@@ -422,36 +447,9 @@ class LmdbBackend:
                     put_ctime(lkey, pack_time(now), db=cdb)
                 elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
                     put_ctime(lkey, old[_CTIME_AT:_MTIME_AT], db=cdb)
-        except lmdb.MapFullError:
-            raise self._batch_map_full(batch) from None
         finally:
-            batch.seq = seq  # write numbers stay unique in the batch, whatever stopped the loop
+            number.seq = seq  # write numbers stay unique, whatever stopped the loop
         return seq - first
-
-    def _put_at(
-        self,
-        txn: lmdb.Transaction[Any],
-        cur: lmdb.Cursor[Any],
-        lkey: bytes,
-        kept: bytes,
-        data: bytes,
-        txnid: int,
-        seq: int,
-    ) -> float:
-        """Write a record through ``cur``, a cursor of the records in ``txn``; return its mtime.
-
-        A new record (or one written after it expired) gets its ctime in
-        ``c``; an overwrite leaves the ctime alone. ``_write_records`` does the
-        same inline.
-        """
-        now = self._clock()
-        header = _HDR.pack(txnid, seq, 0.0, now, len(kept))
-        old = cur.replace(lkey, header + kept + data if kept else header + data)
-        if old is None or (self._ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > self._ttl):
-            txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
-        elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
-            txn.put(lkey, old[_CTIME_AT:_MTIME_AT], db=self._h.cdb)
-        return now
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
         """Remove ``loc`` (and its access time); check the precondition in the same transaction."""
