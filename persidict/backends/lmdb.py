@@ -510,11 +510,13 @@ class LmdbBackend:
     # ------------------------------------------------------------ listing
 
     def _scan(self, prefix: Location, with_records: bool) -> Iterator[tuple[bytes, Any]]:
-        """(location bytes relative to ``prefix``, stat or None), in batches of short read transactions."""
+        """(location bytes relative to ``prefix``, stat or None) of the live records, read in batches.
+
+        For listings that must read the records: their stats, or their mtimes under a ttl.
+        """
         p = ("/".join(prefix) + "/").encode() if prefix else b""
         cut = len(p)
         h = self._h
-        need_rec = with_records or self._ttl is not None
         ttl = self._ttl
         start = p or b"$"  # hashed keys ("#...") sort first; they are scanned below
         done = False
@@ -527,21 +529,14 @@ class LmdbBackend:
                 done = True
                 return out
             now = self._clock()
-            it = cur.iternext(keys=True, values=True) if need_rec else cur.iternext(values=False)
-            for item in it:
-                if need_rec:
-                    k, rec = item
-                    k = bytes(k)
-                else:
-                    k, rec = bytes(item), None
+            for k, rec in cur.iternext():
+                k = bytes(k)
                 if not k.startswith(p):
                     done = True
                     return out
-                if rec is not None:
-                    if ttl is not None and now - _HDR.unpack_from(rec)[3] > ttl:
-                        continue
-                    rec = self._stat_of(rec) if with_records else None
-                out.append((k[cut:], rec))
+                if ttl is not None and now - _TIME.unpack_from(rec, _MTIME_AT)[0] > ttl:
+                    continue
+                out.append((k[cut:], self._stat_of(rec) if with_records else None))
                 if len(out) >= _LIST_BATCH:
                     start = k + b"\x00"
                     return out
