@@ -144,10 +144,6 @@ class LmdbDict(StoreDict[ValueType]):
             base_class_for_values=base_class_for_values,
         )
         self._lmdb = backend
-        # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
-        self._lkeys: dict[object, tuple[bytes, bytes]] = {}
-        # Location bytes relative to the root, as listed -> key (None: no item of this dict).
-        self._listed: dict[bytes, NonEmptySafeStrTuple | None] = {}
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
         self._exists_raw = backend.exists_raw
@@ -396,12 +392,13 @@ class LmdbDict(StoreDict[ValueType]):
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._exists_raw((self._lkeys.get(key) or self._lkey(key))[0])
 
-    def __copy__(self) -> LmdbDict[ValueType]:
-        new = super().__copy__()
-        assert isinstance(new, LmdbDict)
-        new._lkeys = {}  # a subdict's keys map to other LMDB keys
-        new._listed = {}
-        return new
+    def _forget_targets(self) -> None:
+        """Also start with empty caches of LMDB keys (a subdict's keys map to others) and listed names."""
+        super()._forget_targets()
+        # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
+        self._lkeys: dict[object, tuple[bytes, bytes]] = {}
+        # Location bytes relative to the root, as listed -> key (None: no item of this dict).
+        self._listed: dict[bytes, NonEmptySafeStrTuple | None] = {}
 
     def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
         listed = self._listed
