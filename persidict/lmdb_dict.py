@@ -293,7 +293,7 @@ class LmdbDict(StoreDict[ValueType]):
             try:
                 data = self._dump(value)
             except Exception:
-                self._set(to_key(key), value)  # raises the error that names the key (or succeeds)
+                self._set(to_key(key), value)  # the error that names the key (or a retry that succeeds)
                 return
             h = self._handle
             batch = h.batch
@@ -319,13 +319,7 @@ class LmdbDict(StoreDict[ValueType]):
         return lk
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
-        base = self._coder.base_class_for_values
-        try:
-            if base is not None and not isinstance(value, base):
-                raise TypeError
-            data = self._dump(value)
-        except Exception:
-            data = self._coder.encode(key, value)  # raises the error that names the key (or succeeds)
+        data = self._coder.encode(key, value)
         if self._append_only:
             try:
                 self._lmdb.write(self._target(key).loc, data, precondition=IF_ABSENT)
