@@ -73,13 +73,6 @@ _KEY_CACHE_LIMIT = 100_000
 _get_ident = threading.get_ident
 
 
-@attrs.define
-class _WriteNumber:
-    """The last write number used in a transaction (``Batch`` has one too)."""
-
-    seq: int
-
-
 @attrs.frozen
 class LmdbMetadata:
     """Everything LmdbDict keeps about one item."""
@@ -372,7 +365,7 @@ class LmdbBackend:
                     old = None  # expired: absent
                 self._check(loc, old, precondition)
             now = self._clock()
-            self._write_records(txn, cur, txnid, _WriteNumber(seq - 1), (((lkey, kept), data, now),))
+            self._write_records(txn, cur, txnid, seq - 1, (((lkey, kept), data, now),))
             return Stat(f"{self._etag_prefix}{txnid}.{seq}", now, len(data))
 
         return self._write(do)
@@ -391,7 +384,7 @@ class LmdbBackend:
         if batch is None or h.batch_owner != _get_ident():
             self._write(  # (the clock is read inside the transaction: mtimes follow the commits)
                 lambda txn, txnid, seq: self._write_records(
-                    txn, txn.cursor(db=h.vdb), txnid, _WriteNumber(seq - 1), ((lk, data, self._clock()),)
+                    txn, txn.cursor(db=h.vdb), txnid, seq - 1, ((lk, data, self._clock()),)
                 )
             )
         else:
@@ -409,7 +402,7 @@ class LmdbBackend:
     def _write_batch(self, batch: Batch, items: Iterable[QueuedRecord]) -> int:
         """Write records into this thread's batch (its queue writer); return how many."""
         try:
-            return self._write_records(batch.txn, batch.cursor, batch.txnid, batch, items)
+            return self._write_records(batch.txn, batch.cursor, batch.txnid, batch.seq, items, batch)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
 
@@ -418,24 +411,21 @@ class LmdbBackend:
         txn: lmdb.Transaction[Any],
         cur: lmdb.Cursor[Any],
         txnid: int,
-        number: _WriteNumber | Batch,
+        after: int,
         items: Iterable[QueuedRecord],
+        batch: Batch | None = None,
     ) -> int:
         """The writer of records: through ``cur``, a cursor of the records in ``txn``; return how many.
 
-        Each record takes the write number after ``number.seq``, which follows
-        whatever stopped the loop. A new record (or one written after it
-        expired) gets its ctime in ``c``; an overwrite leaves the ctime alone,
-        but moves a format-1 record's ctime from its header into ``c``.
+        Records take the write numbers after ``after``; a ``batch``'s counter
+        follows them, whatever stops the loop. A new record (or one written
+        after it expired) gets its ctime in ``c``; an overwrite leaves the
+        ctime alone, but moves a format-1 record's ctime from its header into ``c``.
         """
         ttl = self._ttl
-        seq = first = number.seq
+        seq = after
         pack = _HDR.pack
         replace = cur.replace
-        put_ctime = txn.put
-        cdb = self._h.cdb
-        pack_time = _TIME.pack
-        unpack_mtime = _TIME.unpack_from
         try:
             for (lkey, kept), data, now in items:
                 seq += 1
@@ -443,13 +433,14 @@ class LmdbBackend:
                     old = replace(lkey, pack(txnid, seq, 0.0, now, len(kept)) + kept + data)
                 else:
                     old = replace(lkey, pack(txnid, seq, 0.0, now, 0) + data)
-                if old is None or (ttl is not None and now - unpack_mtime(old, _MTIME_AT)[0] > ttl):
-                    put_ctime(lkey, pack_time(now), db=cdb)
+                if old is None or (ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > ttl):
+                    txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
                 elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
-                    put_ctime(lkey, old[_CTIME_AT:_MTIME_AT], db=cdb)
+                    txn.put(lkey, old[_CTIME_AT:_MTIME_AT], db=self._h.cdb)
         finally:
-            number.seq = seq  # write numbers stay unique, whatever stopped the loop
-        return seq - first
+            if batch is not None:
+                batch.seq = seq  # write numbers stay unique in the batch, whatever stopped the loop
+        return seq - after
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
         """Remove ``loc`` (and its access time); check the precondition in the same transaction."""
