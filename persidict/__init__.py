@@ -13,7 +13,7 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, TextCodec
+from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, SafeJsonCodec, TextCodec
 from .empty_dict import EmptyDict
 from .errors import BackendError, ConcurrencyConflictError, CorruptValueError, MutationPolicyError
 from .flags import (
@@ -157,6 +157,7 @@ __all__ = [
     "RetrieveValueFlag",
     "S3Dict",
     "S3Dict_FileDirCached",
+    "SafeJsonCodec",
     "SafeStrTuple",
     "TextCodec",
     "TransformingFunction",

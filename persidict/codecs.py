@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import pickle
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -142,6 +143,84 @@ class JsonCodec:
         return jp.decode(data.decode("utf-8"), backend=_json_only, context=jp.unpickler.Unpickler(keys=True))
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+_TAG_PREFIXES = ("py/", "json://")  # what jsonpickle writes where it will build objects on read
+
+
+def _refuse_json_key(key: str, where: str) -> None:
+    if key.startswith(_TAG_PREFIXES):
+        raise ValueError(f"{where}: the key {key!r} looks like a jsonpickle tag (py/..., json://...)")
+
+
+def _check_json_native(value: Any) -> None:
+    """Raise TypeError unless ``value`` is made of dicts with str keys, lists, str, int, float, bool, None.
+
+    Exact types only: a tuple (it would read back as a list), a set, bytes, a
+    subclass or any other object is refused, so every value reads back equal.
+    """
+    stack: list[tuple[Any, str]] = [(value, "value")]
+    seen: set[int] = set()  # containers already checked (json.dumps reports cycles itself)
+    while stack:
+        v, where = stack.pop()
+        t = type(v)
+        if t in _JSON_SCALARS:
+            continue
+        if t is not dict and t is not list:
+            raise TypeError(
+                f"{where} is a {t.__name__}: the safe JSON format stores dicts with str keys, lists, "
+                "str, int, float, bool and None only"
+            )
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if t is list:
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(v))
+            continue
+        for k, item in v.items():
+            if type(k) is not str:
+                raise TypeError(f"{where} has the key {k!r}: the safe JSON format stores str dict keys only")
+            _refuse_json_key(k, where)
+            stack.append((item, f"{where}[{k!r}]"))
+
+
+def _untagged_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing jsonpickle tags (objects the safe format never builds)."""
+    for k, _ in pairs:
+        _refuse_json_key(k, "stored JSON")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"stored JSON holds {name}, which plain JSON does not allow")
+
+
+@attrs.frozen
+class SafeJsonCodec:
+    """Plain JSON of JSON-native values: reading never runs code from the store.
+
+    Writes dicts with str keys, lists, str, int, finite float, bool and None
+    (anything else: TypeError; NaN and infinities: ValueError), as indented
+    UTF-8 JSON that any JSON reader, and the ``"json"`` format, reads back.
+    Reading accepts plain JSON only: a document with jsonpickle's tags
+    (``"py/object"``, ``"json://..."`` keys, ...) or NaN is refused, so a
+    store that others can write cannot make a reader build objects. Its
+    files end in ``.json`` by default, beside the ``"json"`` format's.
+    """
+
+    extension: str = "json"
+
+    def encode(self, value: Any) -> bytes:
+        """Check that ``value`` is JSON-native, then write it as JSON."""
+        _check_json_native(value)
+        return json.dumps(value, indent=4, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        """Parse plain JSON; jsonpickle tags and NaN are refused (ValueError)."""
+        return json.loads(
+            data.decode("utf-8"), object_pairs_hook=_untagged_object, parse_constant=_no_constant
+        )
+
+
 @attrs.frozen
 class TextCodec:
     """UTF-8 text: holds ``str`` values only."""
@@ -200,12 +279,31 @@ def codec_for(serialization_format: str | Codec) -> Codec:
             return PickleCodec()
         if fmt == "json":
             return JsonCodec()
+        _refuse_misspelling(fmt)
         return TextCodec(extension=fmt)
     if isinstance(serialization_format, Codec):
         return serialization_format
     raise TypeError(
         f"serialization_format must be a format name or a Codec, not {type(serialization_format).__name__}"
     )
+
+
+_MISSPELLINGS = {
+    "pkl": ("pickle", "pickl", "pckl", "pck", "pkl"),
+    "json": ("json", "jsn", "jason"),
+}
+
+
+def _refuse_misspelling(fmt: str) -> None:
+    """ValueError for a format name that is surely a misspelt "pkl" or "json" (not a text format)."""
+    lowered = fmt.lower()
+    for name, spellings in _MISSPELLINGS.items():
+        if lowered in spellings:
+            raise ValueError(
+                f"serialization_format={fmt!r} is not a built-in format: did you mean {name!r}? "
+                f"(the built-in formats are 'pkl' and 'json', lower case; any other safe name is a "
+                f"plain-text format of str values)"
+            )
 
 
 def format_name(codec: Codec) -> str | Codec:

@@ -8,15 +8,21 @@ MutationPolicy = Literal["append-only", "write-once"]
 
 
 class MutationPolicyError(TypeError):
-    """A write or delete that the dict's mutation policy forbids."""
+    """A write or delete that the dict's mutation policy forbids.
 
-    def __init__(self, policy: MutationPolicy, message: str) -> None:
-        super().__init__(message)
-        self.policy: MutationPolicy = policy
+    ``MutationPolicyError("append-only")`` is enough: ``.policy`` holds the
+    policy and ``str(e)`` is the policy. Our own raises also pass a message
+    naming the key and the dict.
+    """
 
-    def __reduce__(self) -> tuple[type, tuple[MutationPolicy, str]]:
+    def __init__(self, policy: MutationPolicy | str, message: str | None = None) -> None:
+        super().__init__(policy if message is None else message)
+        self.policy: MutationPolicy | str = policy
+        self.message: str | None = message
+
+    def __reduce__(self) -> tuple[type, tuple[MutationPolicy | str, str | None]]:
         # Picklable (e.g. raised in a worker process) with its attributes.
-        return (type(self), (self.policy, str(self)))
+        return (type(self), (self.policy, self.message))
 
 
 class ConcurrencyConflictError(RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import os
 from collections.abc import Iterator
@@ -141,12 +142,19 @@ class FileDirDict(StoreDict[ValueType]):
         files = self._files
         data = files.read_bytes(t.loc)
         if data is None:
-            raise KeyError(key)
+            raise self._missing(key)
         value: ValueType = t.coder.decode(key, data, lambda: files.path(t.loc))
         return value
 
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._files.exists(self._target(key).loc)
+
+    def _missing(self, key: NonEmptySafeStrTuple) -> KeyError:
+        """KeyError chained from the FileNotFoundError of the key's file (its ``__cause__``)."""
+        e = KeyError(key)
+        path = self._files.path(self._target(key).loc)
+        e.__cause__ = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return e
 
     # ------------------------------------------------------------ writes
     # The backend knows locations only: its refusals are told again with the key.
@@ -175,6 +183,12 @@ class FileDirDict(StoreDict[ValueType]):
             else:
                 t = self._target(key)
                 self._files.put(t.loc, t.coder.encode(key, value))  # nothing to decide, no Stat wanted
+        except (FileNameTooLongError, PathCollisionError) as e:
+            self._refuse(key, e)
+
+    def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: bytes) -> None:
+        try:
+            super()._set_serialised(key, value, payload)
         except (FileNameTooLongError, PathCollisionError) as e:
             self._refuse(key, e)
 

@@ -11,9 +11,8 @@ argument (``KeepCurrentFlag()``) returns its flag, as it always did.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum, EnumType
-from typing import TYPE_CHECKING, Any, Final, NewType, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NewType, Protocol, Self, TypeAlias, runtime_checkable
 
 from typing_extensions import TypeVar
 
@@ -153,5 +152,17 @@ ETagIfExists: TypeAlias = ETagValue | ItemNotAvailableFlag
 ValueType = TypeVar("ValueType", default=Any)
 """The type of the values a PersiDict holds (``Any`` when not given: ``FileDirDict(...)``)."""
 
-TransformingFunction: TypeAlias = Callable[[Any], Any]
-"""``f(current value or ITEM_NOT_AVAILABLE) -> new value, KEEP_CURRENT or DELETE_CURRENT``."""
+_V = TypeVar("_V", default=Any)
+
+
+@runtime_checkable
+class TransformingFunction(Protocol[_V]):
+    """``f(current value or ITEM_NOT_AVAILABLE) -> new value, KEEP_CURRENT or DELETE_CURRENT``.
+
+    Any callable is one (``isinstance(f, TransformingFunction)``); it is
+    generic in the value type: ``TransformingFunction[int]``.
+    """
+
+    def __call__(self, current: _V | ItemNotAvailableFlag, /) -> _V | Joker:
+        """The new value for the key, given its current one."""
+        ...

@@ -2,9 +2,12 @@
 
 A key of a PersiDict is a :class:`NonEmptySafeStrTuple`. Users may pass a
 plain ``str``, a ``SafeStrTuple`` or any (nested) sequence of those; it is
-flattened and every component is checked. This module also holds the
-digest suffixes that FileDirDict appends to key components, since they are
-a pure function of the key.
+flattened and every component is checked. A key equals whatever stands for
+the same components (``d.random_key() == "k1"``), hashes like the plain
+tuple, is its own copy, and reverses into a SafeStrTuple. Caches keyed by
+keys hold ``cache_key(k)``, so that their lookups compare in C. This module
+also holds the digest suffixes that FileDirDict appends to key components,
+since they are a pure function of the key.
 """
 
 from __future__ import annotations
@@ -14,12 +17,85 @@ import hashlib
 import re
 import string
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import lru_cache, partial
 from itertools import repeat
-from typing import Any, Literal, SupportsIndex, TypeAlias, cast, overload
+from typing import Any, Literal, NoReturn, SupportsIndex, TypeAlias, cast, overload
 
-SAFE_CHARS_SET: frozenset[str] = frozenset(string.ascii_letters + string.digits + "()_-~.=")
-"""Characters allowed in a key component."""
+
+class _ReadOnlySetError(TypeError, AttributeError):
+    """Raised on any attempt to change SAFE_CHARS_SET (a TypeError; an AttributeError too, like frozenset)."""
+
+
+class _ReadOnlySet(set[str]):
+    """A ``set`` whose contents cannot change after it is built: every mutator raises.
+
+    Membership tests, iteration and set algebra are the plain ``set`` ones
+    (the operators return plain sets). ``get_safe_chars()`` hands out a
+    mutable copy.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, chars: Iterable[str] = ()) -> None:
+        if len(self):
+            self._refuse()
+        super().__init__(chars)
+
+    def _refuse(self) -> NoReturn:
+        raise _ReadOnlySetError("SAFE_CHARS_SET is read-only: use get_safe_chars() for a set you can change")
+
+    def add(self, element: str, /) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def discard(self, element: object, /) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def remove(self, element: str, /) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def pop(self) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def clear(self) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def update(self, *others: Iterable[str]) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def intersection_update(self, *others: Iterable[Any]) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def difference_update(self, *others: Iterable[Any]) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def symmetric_difference_update(self, other: Iterable[str], /) -> NoReturn:
+        """Refused: the set is read-only."""
+        self._refuse()
+
+    def __ior__(self, other: AbstractSet[str], /) -> NoReturn:  # type: ignore[misc,override]
+        self._refuse()
+
+    def __iand__(self, other: AbstractSet[object], /) -> NoReturn:
+        self._refuse()
+
+    def __isub__(self, other: AbstractSet[object], /) -> NoReturn:
+        self._refuse()
+
+    def __ixor__(self, other: AbstractSet[str], /) -> NoReturn:  # type: ignore[misc,override]
+        self._refuse()
+
+
+SAFE_CHARS_SET: set[str] = _ReadOnlySet(string.ascii_letters + string.digits + "()_-~.=")
+"""Characters allowed in a key component (a ``set`` that refuses changes)."""
 
 SAFE_STRING_MAX_LENGTH: int = 254
 """Every key component must be strictly shorter than this."""
@@ -88,14 +164,22 @@ def _flatten(args: Iterable[Any], out: list[str]) -> None:
             )
 
 
+_tuple_eq = tuple.__eq__
+
+
 class SafeStrTuple(tuple[str, ...]):
     """An immutable, flat tuple of URL/filename-safe, non-empty strings.
 
     Built from strings, SafeStrTuples or nested sequences of those, which are
-    flattened. Equal to (and hashes like) a plain tuple of the same strings.
+    flattened. Hashes like the plain tuple of its strings, and equals anything
+    the constructor turns into the same strings: that tuple, another key, a
+    str (``NonEmptySafeStrTuple("a") == "a"``), a list, nested sequences.
+    Anything else compares unequal. Ordering is the plain tuples' ordering.
     """
 
     __slots__ = ()
+
+    __hash__ = tuple.__hash__  # (defining __eq__ would otherwise remove it)
 
     def __new__(cls, *args: Any) -> SafeStrTuple:
         if len(args) == 1 and type(args[0]) is cls:
@@ -131,6 +215,32 @@ class SafeStrTuple(tuple[str, ...]):
     def __radd__(self, other: object) -> SafeStrTuple:
         return SafeStrTuple(other, self)
 
+    def __eq__(self, other: object) -> bool:
+        """Whether ``other`` stands for the same components (see the class docstring)."""
+        t = type(other)
+        if t is tuple or t is NonEmptySafeStrTuple or t is SafeStrTuple:
+            # The common cases, at C speed when equal; a plain tuple unequal as it is may still be nested.
+            return _tuple_eq(self, other) or (t is tuple and _same_components(self, other) is True)
+        same = _same_components(self, other)
+        return NotImplemented if same is None else same
+
+    def __ne__(self, other: object) -> bool:
+        """The negation of ``self == other`` (through ``self.__eq__``, so a subclass's override counts)."""
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __copy__(self) -> SafeStrTuple:
+        """The key itself: it is immutable."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SafeStrTuple:
+        """The key itself: it is immutable, and so are its strings."""
+        return self
+
+    def __reversed__(self) -> SafeStrTuple:  # type: ignore[override]
+        """A SafeStrTuple of the components in reverse order."""
+        return SafeStrTuple._trusted(tuple.__getitem__(self, slice(None, None, -1)))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(repr(s) for s in self)})"
 
@@ -155,6 +265,28 @@ class NonEmptySafeStrTuple(SafeStrTuple):
     @classmethod
     def _trusted(cls, strings: tuple[str, ...]) -> NonEmptySafeStrTuple:
         return tuple.__new__(cls, strings)
+
+
+def _same_components(key: SafeStrTuple, other: object) -> bool | None:
+    """``key == other`` for anything but an equal tuple or key: the constructor decides.
+
+    A str or a sequence equals the key when it flattens to the same
+    components; one that is no valid key is unequal. Anything else gives
+    None: not comparable (``__eq__`` returns NotImplemented, so the other
+    side may decide; by default unequal).
+    """
+    if isinstance(other, str):
+        return len(key) == 1 and tuple.__getitem__(key, 0) == str(other)
+    if type(other) is tuple and all(type(s) is str for s in other):
+        return False  # flat strings, already found unequal as they are
+    if isinstance(other, Sequence) and not isinstance(other, bytes | bytearray):
+        out: list[str] = []
+        try:
+            _flatten(other, out)
+        except Exception:  # not a valid key (a wrong type, an unsafe string, a cycle...)
+            return False
+        return _tuple_eq(key, tuple(out))
+    return None
 
 
 _new_key: Callable[[Iterable[str]], NonEmptySafeStrTuple] = partial(tuple.__new__, NonEmptySafeStrTuple)
@@ -190,6 +322,25 @@ def to_key(key: object) -> NonEmptySafeStrTuple:
                 raise
             # an unhashable component (e.g. a list): validate uncached
     return NonEmptySafeStrTuple(key)
+
+
+class _CacheKey(tuple[str, ...]):
+    """A key as stored in a cache: a tuple subclass that keeps the C tuple comparison.
+
+    A dict compares the key it holds with the one looked up, the held one's
+    comparison first unless the looked-up one's type subclasses the held
+    one's. SafeStrTuple's ``__eq__`` is Python code (it also takes str and
+    lists), so a cache holding keys would run it on every lookup that finds
+    an equal key under another object. Holding this sibling type instead,
+    which is no base of the key types, makes those lookups compare in C.
+    """
+
+    __slots__ = ()
+
+
+def cache_key(key: SafeStrTuple) -> tuple[str, ...]:
+    """The object to store ``key`` under in a cache dict: equal to it, hashed alike, compared in C."""
+    return tuple.__new__(_CacheKey, key)
 
 
 def to_prefix(prefix: object) -> SafeStrTuple:

@@ -109,12 +109,34 @@ def check_retrieve(retrieve_value: object, always_retrieve_value: bool | None) -
 
 
 def check_n_retries(n_retries: int | None) -> int | None:
-    """Validate ``n_retries`` and turn it into a number of attempts (None: forever)."""
+    """Validate ``n_retries`` and turn it into a number of attempts (None: forever).
+
+    TypeError for anything but an int or None, ValueError for a negative int.
+    """
     if n_retries is None:
         return None
-    if isinstance(n_retries, bool) or not isinstance(n_retries, int) or n_retries < 0:
-        raise ValueError(f"n_retries must be a non-negative int or None, not {n_retries!r}")
+    if isinstance(n_retries, bool) or not isinstance(n_retries, int):
+        raise TypeError(f"n_retries must be an int or None, not {n_retries!r}")
+    if n_retries < 0:
+        raise ValueError(f"n_retries must be >= 0 (or None: retry forever), not {n_retries}")
     return n_retries + 1
+
+
+def check_max_n(max_n: int | None) -> int | None:
+    """Validate ``max_n`` of the ordering methods: None (all), or an int (<= 0: none)."""
+    if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, int)):
+        raise TypeError(f"max_n must be an int or None, not {max_n!r}")
+    return max_n
+
+
+def _same_value(stored: object, given: object) -> bool:
+    """``stored == given`` as a bool; a comparison that cannot be one (arrays) is a mismatch."""
+    if stored is given:
+        return True
+    try:
+        return bool(stored == given)
+    except Exception:
+        return False
 
 
 class _Values(ValuesView[ValueType]):
@@ -265,6 +287,10 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
                 f"not {type(value).__name__}"
             )
 
+    def _missing(self, key: NonEmptySafeStrTuple) -> KeyError:
+        """The KeyError for a key found absent (stores may chain what revealed it)."""
+        return KeyError(key)
+
     def _forbid_delete(self, key: NonEmptySafeStrTuple | str) -> None:
         """Raise MutationPolicyError on an append-only dict.
 
@@ -272,14 +298,18 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         operation: ``"clear"`` or ``"popitem"``.
         """
         if self.append_only:
-            name = type(self).__name__
-            if isinstance(key, tuple):
-                msg = f"Cannot delete key {key!r}: {name} is append-only"
-            elif key == "popitem":
-                msg = f"Cannot pop an item (popitem) from {name}: it is append-only"
-            else:
-                msg = f"Cannot {key} {name}: it is append-only"
-            raise MutationPolicyError("append-only", msg)
+            raise self._delete_refused(key)
+
+    def _delete_refused(self, key: NonEmptySafeStrTuple | str) -> MutationPolicyError:
+        """The error refusing to delete ``key`` (or to run a bulk operation) from an append-only dict."""
+        name = type(self).__name__
+        if isinstance(key, tuple):
+            msg = f"Cannot delete key {key!r}: {name} is append-only"
+        elif key == "popitem":
+            msg = f"Cannot pop an item (popitem) from {name}: it is append-only"
+        else:
+            msg = f"Cannot {key} {name}: it is append-only"
+        return MutationPolicyError("append-only", msg)
 
     # ------------------------------------------------------------ dict API
 
@@ -304,7 +334,7 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         k = to_key(key)
         self._forbid_delete(k)
         if not self._discard(k):
-            raise KeyError(k)
+            raise self._missing(k)
 
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` is stored (a malformed key raises, as it can never be stored)."""
@@ -400,15 +430,35 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
     def update(self, other: Any = (), /, **kwargs: ValueType) -> None:
         """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``.
 
-        Every key is normalised and every value checked before the first
-        write, so an invalid item (a malformed key, a value of the wrong
-        class, DELETE_CURRENT on an append-only dict) leaves the dict
-        unchanged. The writes themselves are separate operations (LmdbDict
-        makes them one transaction).
+        Every key is normalised, and every value checked and serialised,
+        before the first write, so an invalid item (a malformed key, a value
+        of the wrong class or that cannot be serialised, DELETE_CURRENT on an
+        append-only dict) leaves the dict unchanged. The serialised values
+        are held in memory until written. The writes themselves are separate
+        operations (LmdbDict makes them one transaction).
         """
-        items = self._checked_items(other, kwargs)
-        for k, v in items:
-            self[k] = v
+        self._write_items(self._checked_items(other, kwargs))
+
+    def _write_items(self, items: list[tuple[NonEmptySafeStrTuple, Any]]) -> None:
+        """Write validated (key, value) pairs, every value serialised before the first write."""
+        payloads = [None if isinstance(v, Joker) else self._serialised(k, v) for k, v in items]
+        for (k, v), payload in zip(items, payloads, strict=True):
+            if v is DELETE_CURRENT:
+                self._discard(k)
+            elif v is not KEEP_CURRENT:
+                self._set_serialised(k, v, payload)
+
+    def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> Any:
+        """``value`` as this dict will store it, raising what a write of it would raise.
+
+        Here the value itself; stores return their encoded bytes, wrappers ask
+        the dict they wrap.
+        """
+        return value
+
+    def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: Any) -> None:
+        """Store ``value`` whose ``_serialised`` form is ``payload``."""
+        self._set(key, value)
 
     def _checked_items(self, other: Any, kwargs: Mapping[str, Any]) -> list[tuple[NonEmptySafeStrTuple, Any]]:
         """The (normalised key, value) pairs of ``update``'s arguments, all validated."""
@@ -441,25 +491,26 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         return self
 
     def __eq__(self, other: object) -> bool:
-        """Same class and parameters (same store), or the same items as a Mapping."""
+        """Same class and parameters (same store), or the same items as ``other``, any Mapping.
+
+        Each key of ``other`` is normalised like any key (``{"a": 1}`` and
+        ``{("a",): 1}`` both work); an invalid or missing key makes the dicts
+        unequal. A non-Mapping gives NotImplemented.
+        """
         if self is other:
             return True
-        if (
-            type(other) is type(self)
-            and isinstance(other, PersiDict)
-            and other.get_params() == self.get_params()
-        ):
+        if type(other) is type(self) and other.get_params() == self.get_params():
             return True
         if not isinstance(other, Mapping):
             return NotImplemented
         if len(self) != len(other):
             return False
-        for k in self._iter_keys():
+        for key, value in other.items():
             try:
-                if other[k] != self._get(k):
+                if not _same_value(self._get(to_key(key)), value):
                     return False
-            except KeyError:
-                return False
+            except (KeyError, TypeError, ValueError):
+                return False  # a missing key, or one no PersiDict can hold
         return True
 
     __hash__ = None  # type: ignore[assignment]
@@ -509,16 +560,18 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         k = to_key(key)
         r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
         if r.actual_etag is ITEM_NOT_AVAILABLE:
-            raise KeyError(k)
+            raise self._missing(k)
         return r.actual_etag
 
-    def get_with_etag(self, key: NonEmptyPersiDictKey) -> tuple[ValueType, ETagValue]:
-        """The value and its ETag, read together; KeyError when absent."""
-        k = to_key(key)
-        r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
-        if r.actual_etag is ITEM_NOT_AVAILABLE:
-            raise KeyError(k)
-        return r.new_value, r.actual_etag  # type: ignore[return-value]
+    def get_with_etag(self, key: NonEmptyPersiDictKey) -> ConditionalOperationResult[ValueType]:
+        """The value and its ETag, read together, as an unconditional read.
+
+        ``condition_was_satisfied`` is True, ``new_value`` is the value and
+        ``actual_etag == resulting_etag`` its ETag. A missing key is no error:
+        the value and both ETags are ITEM_NOT_AVAILABLE.
+        """
+        r = self._get_item_if(to_key(key), ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+        return ConditionalOperationResult(True, r.actual_etag, r.actual_etag, r.new_value)
 
     def get_item_if(
         self,
@@ -583,12 +636,28 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
     def discard_if(
         self, key: NonEmptyPersiDictKey, expected_etag: ETagIfExists, condition: ETagConditionFlag
     ) -> ConditionalOperationResult[ValueType]:
-        """Conditional delete."""
+        """Conditional delete.
+
+        On an append-only dict the condition is still evaluated: an absent key,
+        or a present one whose condition does not hold, gives its result with
+        no error; only a delete that would take place raises
+        MutationPolicyError.
+        """
         k = to_key(key)
         e = check_expected_etag(expected_etag)
         c = check_condition(condition)
-        self._forbid_delete(k)
+        if self.append_only:
+            return self._refuse_discard_if(k, e, c)
         return self._discard_if(k, e, c)
+
+    def _refuse_discard_if(
+        self, key: NonEmptySafeStrTuple, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]:
+        """``discard_if`` on an append-only dict: the result when nothing would be deleted, else refuse."""
+        r = self._get_item_if(key, expected_etag, condition, NEVER_RETRIEVE)
+        if r.actual_etag is ITEM_NOT_AVAILABLE or not r.condition_was_satisfied:
+            return r
+        raise self._delete_refused(key)
 
     def discard_item_if(
         self, key: NonEmptyPersiDictKey, expected_etag: ETagIfExists, condition: ETagConditionFlag
@@ -599,7 +668,7 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
     def transform_item(
         self,
         key: NonEmptyPersiDictKey,
-        transformer: TransformingFunction,
+        transformer: TransformingFunction[ValueType],
         *,
         n_retries: int | None = 6,
     ) -> OperationResult[ValueType]:
@@ -653,8 +722,9 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
         return chosen
 
     def _by_time(self, newest: bool, max_n: int | None) -> list[NonEmptySafeStrTuple]:
-        if max_n is not None and (isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 0):
-            raise ValueError(f"max_n must be a non-negative int or None, not {max_n!r}")
+        max_n = check_max_n(max_n)
+        if max_n is not None and max_n <= 0:
+            return []
         pairs = self._iter_keys_and_timestamps()
         pick = heapq.nlargest if newest else heapq.nsmallest
         if max_n is None:

@@ -11,7 +11,9 @@ from .flags import ETagIfExists, ItemNotAvailableFlag, ValueNotRetrievedFlag, Va
 
 @attrs.frozen
 class ConditionalOperationResult(Generic[ValueType]):
-    """What a conditional operation (``*_if``) found and did.
+    """What a conditional operation (``*_if``) or ``get_with_etag`` found and did.
+
+    Built from four fields; ``value_was_mutated`` is derived from the ETags.
 
     Attributes:
         condition_was_satisfied: whether the ETag condition held.
@@ -21,26 +23,27 @@ class ConditionalOperationResult(Generic[ValueType]):
         new_value: the value at the key after the operation,
             ITEM_NOT_AVAILABLE when absent, or VALUE_NOT_RETRIEVED when it
             exists but was not fetched.
-        value_was_mutated: whether the operation wrote or deleted the value.
     """
 
     condition_was_satisfied: bool
     actual_etag: ETagIfExists
     resulting_etag: ETagIfExists
     new_value: ValueType | ItemNotAvailableFlag | ValueNotRetrievedFlag
-    value_was_mutated: bool = False
+
+    @property
+    def value_was_mutated(self) -> bool:
+        """Whether the operation changed the key: ``resulting_etag != actual_etag``."""
+        return self.resulting_etag != self.actual_etag
 
 
 @attrs.frozen
 class OperationResult(Generic[ValueType]):
-    """What an unconditional read-modify-write (``transform_item``) did.
+    """What an unconditional read-modify-write (``transform_item``) left behind.
 
     Attributes:
         resulting_etag: the key's ETag after the operation.
         new_value: the value at the key after it (ITEM_NOT_AVAILABLE if absent).
-        value_was_mutated: whether the operation wrote or deleted the value.
     """
 
     resulting_etag: ETagIfExists
     new_value: ValueType | ItemNotAvailableFlag
-    value_was_mutated: bool = False

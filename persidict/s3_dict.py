@@ -55,8 +55,21 @@ class BasicS3Dict(StoreDict[ValueType]):
     ``AWS_DEFAULT_REGION``, ...). Pass ``checksum="when_required"`` for stores
     that reject boto3's default CRC checksum headers, and ``client_config``
     (a ``botocore.config.Config``) for anything else (timeouts, retries,
-    addressing style); it overrides our defaults (standard retries, 5
-    attempts). The bucket is created when missing.
+    addressing style); the settings it makes override our defaults, which
+    fail fast: ``connect_timeout=5``, ``read_timeout=15`` seconds and
+    standard retries with 3 attempts in all, so a hung endpoint is a
+    BackendError within about a minute (48 s when it accepts connections
+    and never answers).
+
+    A conditional write (``*_if``, ``transform_item``, an append-only
+    insert) whose reply is lost is neither applied twice nor reported lost:
+    it records a token in the object's metadata (``persidict-write``),
+    looked up only when botocore's resend of it fails.
+
+    Building a dict makes sure the bucket exists (one HeadBucket; CreateBucket
+    in ``region`` when missing). Should the bucket vanish later, the request
+    that meets NoSuchBucket creates it again and is sent once more; a bucket
+    that cannot be created gives a BackendError naming it.
     """
 
     def __init__(
@@ -103,8 +116,7 @@ class BasicS3Dict(StoreDict[ValueType]):
             client_config=client_config,
         )
         prefix = _normalise_prefix(root_prefix)
-        remote = s3.S3Backend(s3.client_for(spec), bucket_name, prefix)
-        remote.ensure_bucket(region)
+        remote = s3.S3Backend(s3.client_for(spec), bucket_name, prefix, region=region)
         self._spec = spec
         self._s3 = remote
         self._init_store(
@@ -114,6 +126,7 @@ class BasicS3Dict(StoreDict[ValueType]):
             append_only=append_only,
             base_class_for_values=base_class_for_values,
         )
+        remote.ensure_bucket()  # once the parameters are known to be valid
 
     def _wrap_backend(self, remote: S3Backend) -> Backend:
         """The backend the dict runs against (S3Dict puts a cache in front)."""
@@ -126,8 +139,16 @@ class BasicS3Dict(StoreDict[ValueType]):
 
     @property
     def root_prefix(self) -> str:
-        """The key prefix of this dict's objects (without the trailing ``/``)."""
-        return "/".join([p for p in (self._s3.prefix.rstrip("/"), *self._root) if p])
+        """The key prefix of this dict's objects: ``""``, or ending in ``"/"`` (``"root"`` gives ``"root/"``).
+
+        A subdict's is its parent's plus the sub-key's parts, each followed by ``"/"``.
+        """
+        return self._s3.prefix + "".join([p + "/" for p in self._root])
+
+    @property
+    def base_url(self) -> str:
+        """``"s3://<bucket>/<root_prefix>"``."""
+        return f"s3://{self._s3.bucket}/{self.root_prefix}"
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, sorted; a subdict's ``root_prefix`` includes its prefix."""
@@ -167,6 +188,12 @@ class S3Dict(BasicS3Dict[ValueType]):
     serves the local copy. A write is one PUT whose returned ETag is
     recorded next to the cached copy. Listing, ``in`` and timestamps always
     ask S3. Several processes may share one ``base_dir``.
+
+    ``digest_len`` (default 8) names the cached files the way FileDirDict
+    names its own: each part of an object key gets ``"_"`` and that many
+    characters of its digest, against collisions on case-insensitive file
+    systems (0: no suffix). It changes nothing in S3: object keys are those of
+    BasicS3Dict.
     """
 
     def __init__(
@@ -186,9 +213,11 @@ class S3Dict(BasicS3Dict[ValueType]):
         aws_session_token: str | None = None,
         checksum: ChecksumMode | None = None,
         client_config: Config | None = None,
+        digest_len: int = 8,
     ) -> None:
         if not isinstance(base_dir, str | os.PathLike):
             raise TypeError(f"base_dir must be a path, not {base_dir!r}")
+        self._cache_digest_len = _check_digest_len(digest_len)
         self._base_dir = os.path.abspath(os.fspath(base_dir))
         super().__init__(
             bucket_name=bucket_name,
@@ -212,16 +241,31 @@ class S3Dict(BasicS3Dict[ValueType]):
 
         local = FileBackend(os.path.join(self._base_dir, remote.bucket), durable=False, use_locks=False)
         local_prefix = tuple(remote.prefix.rstrip("/").split("/")) if remote.prefix else ()
-        return CachedBackend(remote, local, local_prefix=local_prefix)
+        return CachedBackend(remote, local, local_prefix=local_prefix, digest_len=self._cache_digest_len)
 
     @property
     def base_dir(self) -> str:
         """The local cache folder (absolute)."""
         return self._base_dir
 
+    @property
+    def digest_len(self) -> int:
+        """Length of the digest suffix in the names of the cached files (S3 object keys have none)."""
+        return self._cache_digest_len
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, sorted (BasicS3Dict's plus ``base_dir``)."""
-        return dict(sorted({**super().get_params(), "base_dir": self._base_dir}.items()))
+        """Constructor parameters, sorted (BasicS3Dict's plus ``base_dir`` and ``digest_len``)."""
+        params = {**super().get_params(), "base_dir": self._base_dir, "digest_len": self._cache_digest_len}
+        return dict(sorted(params.items()))
+
+
+def _check_digest_len(digest_len: object) -> int:
+    """``digest_len`` if it is an int >= 0; TypeError or ValueError naming it otherwise."""
+    if isinstance(digest_len, bool) or not isinstance(digest_len, int):
+        raise TypeError(f"digest_len must be an int >= 0, not {type(digest_len).__name__} ({digest_len!r})")
+    if digest_len < 0:
+        raise ValueError(f"digest_len must be an int >= 0, not {digest_len}")
+    return digest_len
 
 
 S3Dict_FileDirCached = S3Dict

@@ -23,7 +23,7 @@ from .flags import (
     TransformingFunction,
     ValueType,
 )
-from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, is_key_component
+from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, cache_key, is_key_component
 from .ops import run as interpreter
 from .ops.commands import (
     DiscardIf,
@@ -52,7 +52,7 @@ class StoreDict(PersiDict[ValueType]):
     _coder: ValueCoder
     _append_only: bool
     _plain_puts: bool
-    _targets: dict[NonEmptySafeStrTuple, Target]
+    _targets: dict[tuple[str, ...], Target]  # held under cache_key(key): lookups compare in C
     _str_locs: dict[str, Location]
 
     def _init_store(
@@ -138,7 +138,7 @@ class StoreDict(PersiDict[ValueType]):
             t = Target(key, self._root + self._layout.location(key), self._coder)
             if len(self._targets) >= _TARGET_CACHE_LIMIT:
                 self._targets.clear()
-            self._targets[key] = t
+            self._targets[cache_key(key)] = t
         return t
 
     def _loc_of_str(self, key: str) -> Location | None:
@@ -165,6 +165,13 @@ class StoreDict(PersiDict[ValueType]):
         data = self._coder.encode(key, value)
         interpreter.run_set(self._backend, SetItem(t, data, self._append_only))
 
+    def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> bytes:
+        """The stored bytes of ``value`` (for ``update``, which encodes everything before writing)."""
+        return self._coder.encode(key, value)
+
+    def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: bytes) -> None:
+        interpreter.run_set(self._backend, SetItem(self._target(key), payload, self._append_only))
+
     def _discard(self, key: NonEmptySafeStrTuple) -> bool:
         return interpreter.run_discard(self._backend, DiscardItem(self._target(key)))
 
@@ -174,7 +181,7 @@ class StoreDict(PersiDict[ValueType]):
     def _timestamp(self, key: NonEmptySafeStrTuple) -> float:
         stat = interpreter.run_stat(self._backend, StatItem(self._target(key)))
         if stat is None:
-            raise KeyError(key)
+            raise self._missing(key)
         return stat.mtime
 
     # ------------------------------------------------------------ conditional

@@ -40,7 +40,9 @@ installed; it is a dev dependency of persidict)::
 ``factory`` is called once per generated example and must return an empty
 store; ``cleanup`` (if given) is called with it when the example ends.
 Pass ``null_store=True`` for a store that, like EmptyDict, accepts every
-write and keeps nothing.
+write and keeps nothing: its reads and deletes find nothing whatever the key
+(no key check, no append-only refusal), and ``transform_item`` never calls
+the transformer.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from .flags import (
 from .keys import NonEmptySafeStrTuple, SafeStrTuple
 from .persi_dict import PersiDict
 from .results import ConditionalOperationResult, OperationResult
+from .wrappers.cached import AppendOnlyDictCached
 
 __all__ = ["persidict_state_machine"]
 
@@ -229,6 +232,8 @@ class PersiDictMachine(RuleBasedStateMachine):
         caps = getattr(self.d, "capabilities", None)
         self.unique_etags = bool(getattr(caps, "unique_etags", True))
         self.append_only = bool(getattr(self.d, "append_only", False))
+        # AppendOnlyDictCached refuses every discard_if, as the published wrapper does.
+        self.refuses_discard_if = isinstance(self.d, AppendOnlyDictCached)
         base = getattr(self.d, "base_class_for_values", None)
         fmt = getattr(self.d, "serialization_format", "pkl")
         text_only = isinstance(fmt, str) and fmt not in ("pkl", "json")
@@ -368,6 +373,8 @@ class PersiDictMachine(RuleBasedStateMachine):
             f"{what}: resulting_etag={r.resulting_etag!r}, expected {resulting!r}"
         )
         self.check_value(r.new_value, new_value, f"{what}: new_value")
+        if resulting == actual:  # the same bytes rewritten under content-hash ETags: no change seen
+            mutated = False
         assert r.value_was_mutated is mutated, (
             f"{what}: value_was_mutated={r.value_was_mutated!r}, expected {mutated}"
         )
@@ -457,7 +464,9 @@ class PersiDictMachine(RuleBasedStateMachine):
         """``del d[k]``."""
         key = self.pick(kp)
         k = _spell(key, form)
-        if self.append_only:
+        if self.null:  # nothing to delete, whatever the policy
+            self.expect_error(KeyError, lambda: self.d.__delitem__(k), f"del d[{key}] of a null store")
+        elif self.append_only:
             self.refused(lambda: self.d.__delitem__(k), "del d[k] on an append-only store")
         elif key in self.model:
             del self.d[k]
@@ -471,7 +480,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         key = self.pick(kp)
         k = _spell(key, form)
         fn = self.d.delete_if_exists if use_alias else self.d.discard
-        if self.append_only:
+        if self.append_only and not self.null:
             self.refused(lambda: fn(k), "discard on an append-only store")
             return
         got = fn(k)
@@ -589,7 +598,7 @@ class PersiDictMachine(RuleBasedStateMachine):
         key = self.pick(kp)
         k = _spell(key, form)
         marker = object()
-        if self.append_only:
+        if self.append_only and not self.null:
             self.refused(lambda: self.d.pop(k, marker), "pop on an append-only store")
             return
         e = self.model.get(key)
@@ -629,13 +638,20 @@ class PersiDictMachine(RuleBasedStateMachine):
         self.d.clear()
         self.model.clear()
 
-    @rule(extra=st.sampled_from(["none", "missing", "different"]))
+    @rule(extra=st.sampled_from(["none", "str_keys", "missing", "invalid", "different"]))
     def equality(self, extra: str) -> None:
-        """``d == mapping`` compares items."""
-        expected: dict[Key, Any] = {k: e.value for k, e in self.model.items()}
-        if extra == "missing":
+        """``d == mapping`` compares items, whatever the spelling of the mapping's keys."""
+        expected: dict[Any, Any] = {k: e.value for k, e in self.model.items()}
+        if extra == "str_keys":
+            expected = {k[0] if len(k) == 1 else k: v for k, v in expected.items()}
+            assert self.d == expected, "d == {str key: value} is False"
+        elif extra == "missing":
             expected[("zz",)] = 0
             assert self.d != expected
+        elif extra == "invalid" and expected:
+            first = next(iter(expected))
+            expected["not/a key"] = expected.pop(first)
+            assert self.d != expected and not (self.d == expected)  # noqa: SIM201 - both operators
         elif extra == "different" and expected:
             first = next(iter(expected))
             expected[first] = ("not", "a", "pool", "value")
@@ -651,14 +667,17 @@ class PersiDictMachine(RuleBasedStateMachine):
         key = self.pick(kp)
         k = _spell(key, form)
         e = self.model.get(key)
-        if e is None:
-            fn = (lambda: self.d.get_with_etag(k)) if both else (lambda: self.d.etag(k))
-            self.expect_error(KeyError, fn, f"etag({key}) of an absent key")
-            return
         if both:
-            v, tag = self.d.get_with_etag(k)
-            self.check_value(v, e.value, f"get_with_etag({key}) value")
-            self.learn(key, tag, f"get_with_etag({key})")
+            r = self.d.get_with_etag(k)
+            what = f"get_with_etag({key})"
+            self.check_actual(key, r.actual_etag, what)
+            actual = self.current_etag(key)
+            self.check_result(
+                r, what, satisfied=True, actual=actual, resulting=actual,
+                new_value=ITEM_NOT_AVAILABLE if e is None else e.value, mutated=False,
+            )
+        elif e is None:
+            self.expect_error(KeyError, lambda: self.d.etag(k), f"etag({key}) of an absent key")
         else:
             self.learn(key, self.d.etag(k), f"etag({key})")
 
@@ -790,15 +809,15 @@ class PersiDictMachine(RuleBasedStateMachine):
         def call() -> Any:
             return fn(k, expected_etag=expected, condition=cond)
 
-        if self.append_only:
-            self.refused(call, what)
-            return
         actual = self.current_etag(key)
         satisfied = _holds(cond, expected, actual)
+        present = key in self.model
+        if self.append_only and (self.refuses_discard_if or (satisfied and present)):
+            self.refused(call, what)
+            return
         r = call()
         assert isinstance(r, ConditionalOperationResult), f"{what}: returned {r!r}"
         self.check_actual(key, r.actual_etag, what)
-        present = key in self.model
         if satisfied:
             self.deleted(key)
             self.check_result(
@@ -830,6 +849,11 @@ class PersiDictMachine(RuleBasedStateMachine):
 
         out = t(current)
         t.calls.clear()
+        if self.null:  # nothing to transform: the transformer is not called
+            r = call()
+            assert r == OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE), f"{what}: returned {r!r}"
+            assert not t.calls, f"{what}: a null store called the transformer"
+            return
         if self.append_only and (kind == "delete" or (e is not None and kind in ("const", "derive"))):
             self.refused(call, what)
             return
@@ -837,8 +861,6 @@ class PersiDictMachine(RuleBasedStateMachine):
         assert isinstance(r, OperationResult), f"{what}: returned {r!r}"
         assert t.calls, f"{what}: the transformer was never called"
         self.check_value(t.calls[-1], current, f"{what}: the transformer's argument")
-        assert r.value_was_mutated is (not self.null and (kind in ("const", "derive") or (
-            kind == "delete" and e is not None))), f"{what}: value_was_mutated={r.value_was_mutated!r}"
         if kind == "keep":
             resulting: Any = ITEM_NOT_AVAILABLE if e is None else self.current_etag(key)
             new: Any = current
@@ -863,14 +885,14 @@ class PersiDictMachine(RuleBasedStateMachine):
         else:
             assert isinstance(k, NonEmptySafeStrTuple) and tuple(k) in self.model, f"random_key() = {k!r}"
 
-    @rule(newest=st.booleans(), max_n=st.sampled_from([None, 0, 1, 2, 5, 100]))
+    @rule(newest=st.booleans(), max_n=st.sampled_from([None, -1, 0, 1, 2, 5, 100]))
     def by_time(self, newest: bool, max_n: int | None) -> None:
         """``oldest_keys`` / ``newest_keys`` / ``oldest_values`` / ``newest_values`` with ``max_n``."""
         ts: dict[Key, float] = {}
         for k, t in self.d.keys_and_timestamps():
             self.check_ts(tuple(k), t, "keys_and_timestamps()")
             ts[tuple(k)] = t
-        n = len(ts) if max_n is None else min(max_n, len(ts))
+        n = len(ts) if max_n is None else max(0, min(max_n, len(ts)))
         name = "newest" if newest else "oldest"
         got_keys = getattr(self.d, f"{name}_keys")(max_n)
         assert isinstance(got_keys, list), f"{name}_keys returned {got_keys!r}"
@@ -928,7 +950,7 @@ class PersiDictMachine(RuleBasedStateMachine):
             else:
                 self.expect_error(KeyError, lambda: sub.etag(k), what)
         elif op == "discard":
-            if self.append_only:
+            if self.append_only and not self.null:
                 self.refused(lambda: sub.discard(k), what)
                 return
             assert sub.discard(k) is (sub_key in inside), what
@@ -968,7 +990,10 @@ class PersiDictMachine(RuleBasedStateMachine):
 
     @rule(
         bad=st.sampled_from(
-            ["key", "condition", "expected", "retrieve", "persidict", "flag", "joker_default", "type"]
+            [
+                "key", "condition", "expected", "retrieve", "n_retries",
+                "persidict", "flag", "joker_default", "type",
+            ]
         ),
         bix=st.integers(0, len(_BAD_KEYS) - 1), kp=_keys, form=_forms, ix=_values,
     )
@@ -982,7 +1007,11 @@ class PersiDictMachine(RuleBasedStateMachine):
         if bad == "key":
             bad_key, exc = _BAD_KEYS[bix]
             self.expect_error(exc, lambda: d.__setitem__(bad_key, v), f"d[{bad_key!r}] = v")
-            self.expect_error(exc, lambda: d[bad_key], f"d[{bad_key!r}]")
+            if self.null:  # reads of a null store find nothing, whatever the key
+                self.expect_error(KeyError, lambda: d[bad_key], f"d[{bad_key!r}] of a null store")
+                assert d.get(bad_key, v) is v and bad_key not in d
+            else:
+                self.expect_error(exc, lambda: d[bad_key], f"d[{bad_key!r}]")
             self.expect_error(
                 exc,
                 lambda: d.set_item_if(bad_key, value=v, expected_etag=ITEM_NOT_AVAILABLE, condition=ANY_ETAG),
@@ -998,6 +1027,11 @@ class PersiDictMachine(RuleBasedStateMachine):
             self.expect_error(TypeError, lambda: d.get_item_if(
                 k, expected_etag=ITEM_NOT_AVAILABLE, condition=ANY_ETAG, retrieve_value=True),
                 "retrieve_value=True")
+        elif bad == "n_retries":
+            t = _Transformer("const", v)
+            wrong, exc = [("2", TypeError), (1.5, TypeError), ([1], TypeError), (-1, ValueError)][ix % 4]
+            self.expect_error(exc, lambda: d.transform_item(k, t, n_retries=wrong), f"n_retries={wrong!r}")
+            assert not t.calls, f"transform_item(n_retries={wrong!r}) called the transformer"
         elif bad == "persidict":
             self.expect_error(TypeError, lambda: d.__setitem__(k, d), "storing a PersiDict")
         elif bad == "flag":
@@ -1005,7 +1039,8 @@ class PersiDictMachine(RuleBasedStateMachine):
             self.expect_error(TypeError, lambda: d.__setitem__(k, flag), f"storing the flag {flag!r}")
         elif bad == "joker_default":
             joker = KEEP_CURRENT if ix % 2 else DELETE_CURRENT
-            self.expect_error(TypeError, lambda: d.setdefault(k, joker), "setdefault(k, joker)")
+            if not self.null:  # a null store's setdefault returns the default unread
+                self.expect_error(TypeError, lambda: d.setdefault(k, joker), "setdefault(k, joker)")
             self.expect_error(TypeError, lambda: d.setdefault_if(
                 k, default_value=joker, expected_etag=ITEM_NOT_AVAILABLE, condition=ANY_ETAG),
                 "setdefault_if(k, joker)")
@@ -1031,7 +1066,9 @@ def persidict_state_machine(
     Args:
         factory: returns a fresh, empty store; called once per example.
         null_store: the store keeps nothing (like EmptyDict): every write is
-            accepted and discarded, and results report ITEM_NOT_AVAILABLE.
+            accepted and discarded, results report ITEM_NOT_AVAILABLE, reads
+            and deletes find nothing whatever the key, and ``transform_item``
+            never calls the transformer.
         cleanup: called with the store when an example ends.
 
     Returns:

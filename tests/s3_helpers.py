@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -147,6 +148,121 @@ class FaultInjector:
         client.meta.events.unregister("before-send.s3", self)
 
 
+def _attempt(request: Any) -> int:
+    """The attempt number botocore stamps on a request (``amz-sdk-request: attempt=N; max=M``)."""
+    for part in (_header(request, "amz-sdk-request") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "attempt" and value.isdigit():
+            return int(value)
+    return 1
+
+
+class DropReplies:
+    """Delivers chosen requests to the server, then loses their replies, so that botocore sends them again.
+
+    A ``before-send`` hook: a chosen request is sent over a connection of
+    the hook's own (the server receives it and carries it out), the HTTP
+    status of the answer is appended to ``delivered``, ``meanwhile`` runs
+    in another thread (another client's operation, say, between the lost
+    reply and the resend), and a ReadTimeoutError is raised in place of the answer, as
+    when a reply is lost on the network. Chosen: requests of ``operation``
+    that carry If-Match or If-None-Match, on their first attempt (resends
+    go through), at most ``times`` of them (None: all). Use it against a
+    server over HTTP: in-process ``mock_aws`` answers requests itself.
+    """
+
+    def __init__(
+        self, operation: str, times: int | None = 1, meanwhile: Callable[[], object] | None = None
+    ) -> None:
+        from botocore.httpsession import URLLib3Session
+
+        self.operation = operation
+        self.times = times
+        self.meanwhile = meanwhile
+        self.delivered: list[int] = []
+        self.chosen = 0
+        self._http = URLLib3Session()
+        self._lock = threading.Lock()
+
+    def _chosen(self, event_name: str, request: Any) -> bool:
+        if event_name.rsplit(".", 1)[-1] != self.operation or _attempt(request) != 1:
+            return False
+        if _header(request, "If-Match") is None and _header(request, "If-None-Match") is None:
+            return False
+        with self._lock:
+            if self.times is not None and self.chosen >= self.times:
+                return False
+            self.chosen += 1
+            return True
+
+    def __call__(self, event_name: str, request: Any = None, **kwargs: Any) -> None:
+        if not self._chosen(event_name, request):
+            return
+        status = self._http.send(request).status_code
+        with self._lock:
+            self.delivered.append(status)
+        if self.meanwhile is not None:
+            self._run_meanwhile(self.meanwhile)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    @staticmethod
+    def _run_meanwhile(action: Callable[[], object]) -> None:
+        """Run ``action`` in a thread of its own (as another client would), and wait for it."""
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                action()
+            except BaseException as e:
+                failures.append(e)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        if failures:
+            raise AssertionError("the action run while a reply was lost failed") from failures[0]
+
+    def install(self, client: Any) -> DropReplies:
+        """Register on ``client`` (first in line)."""
+        client.meta.events.register_first("before-send.s3", self)
+        return self
+
+    def remove(self, client: Any) -> None:
+        """Unregister from ``client``."""
+        client.meta.events.unregister("before-send.s3", self)
+
+
+class DenyCreateBucket:
+    """Answers every CreateBucket of a client with 403 AccessDenied, before anything is sent.
+
+    A ``before-call`` hook: botocore takes its answer instead of making the
+    request, so neither moto in-process nor a server sees the request (a
+    ``before-send`` answer would not stop moto's in-process hook from
+    creating the bucket anyway). ``denied`` counts the refusals.
+    """
+
+    def __init__(self) -> None:
+        self.denied = 0
+
+    def __call__(self, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        self.denied += 1
+        http = AWSResponse("http://denied", 403, {}, _Raw(b""))
+        parsed = {
+            "Error": {"Code": "AccessDenied", "Message": "injected: not allowed to create buckets"},
+            "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}},
+        }
+        return http, parsed
+
+    def install(self, client: Any) -> DenyCreateBucket:
+        """Register on ``client``."""
+        client.meta.events.register_first("before-call.s3.CreateBucket", self)
+        return self
+
+    def remove(self, client: Any) -> None:
+        """Unregister from ``client``."""
+        client.meta.events.unregister("before-call.s3.CreateBucket", self)
+
+
 # ---------------------------------------------------------------- moto server
 
 _server_lock = threading.Lock()
@@ -207,7 +323,7 @@ SERVER_CREDENTIALS: dict[str, str] = {
 
 
 def increment_worker(store: Any, key: str, n: int) -> int:
-    """Run ``n`` unbounded transform_item increments of ``key``; return how many reported a write.
+    """Run ``n`` unbounded transform_item increments of ``key``; return how many left a value behind.
 
     ``store`` arrives pickled (as its constructor parameters), so each
     process opens its own client.
@@ -215,5 +331,5 @@ def increment_worker(store: Any, key: str, n: int) -> int:
     done = 0
     for _ in range(n):
         r = store.transform_item(key, lambda v: 1 if not isinstance(v, int) else v + 1, n_retries=None)
-        done += bool(r.value_was_mutated)
+        done += isinstance(r.new_value, int)
     return done

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import pathlib
 import pickle
 from typing import Any
 
 import attrs
 import pytest
 
-from persidict import Codec, JsonCodec, LocalDict, Lz4Codec, PickleCodec, TextCodec
-from persidict.backends.memory import MemoryBackend
+from persidict import Codec, FileDirDict, JsonCodec, Lz4Codec, PickleCodec, TextCodec
 from persidict.codecs import ValueCoder, codec_for, format_name
 from persidict.errors import CorruptValueError
 
@@ -20,13 +20,15 @@ HAS_NUMPY = importlib.util.find_spec("numpy") is not None
 VALUES: list[Any] = [0, -5, 2.5, "text", "", None, True, [1, "a", None], {"k": [1, 2]}, (1, 2), {1, 2}]
 
 
-def stored_bytes(d: LocalDict[Any]) -> bytes:
-    """The single stored object's raw bytes."""
-    backend: MemoryBackend = d.get_params()["backend"]
-    ((loc, _),) = list(backend.list_stats(()))
-    got = backend.read(loc)
-    assert isinstance(got, tuple)
-    return got[0]
+def stored_bytes(d: FileDirDict[Any]) -> bytes:
+    """The single stored file's raw bytes (a dict in a folder: LocalDict never encodes)."""
+    (path,) = [p for p in pathlib.Path(d.base_dir).rglob("*") if p.is_file()]
+    return path.read_bytes()
+
+
+def in_folder(tmp_path: pathlib.Path, fmt: Any) -> FileDirDict[Any]:
+    """A dict that runs its codec on every value (LocalDict only deep-copies)."""
+    return FileDirDict(base_dir=str(tmp_path), serialization_format=fmt, durable=False)
 
 
 # ---------------------------------------------------------------- names
@@ -113,8 +115,8 @@ def test_json_is_indented_text() -> None:
     assert "\n    " in text  # indent 4
 
 
-def test_json_keeps_non_str_dict_keys() -> None:
-    d: LocalDict[Any] = LocalDict(serialization_format="json")
+def test_json_keeps_non_str_dict_keys(tmp_path: pathlib.Path) -> None:
+    d = in_folder(tmp_path, "json")
     value = {1: "a", (1, 2): "b", "s": {2.5: None, None: [1]}}
     d["k"] = value
     got = d["k"]
@@ -154,7 +156,7 @@ def test_json_keeps_objects() -> None:
 
 
 @pytest.mark.skipif(not HAS_NUMPY, reason="numpy is not installed")
-def test_json_with_numpy_arrays() -> None:
+def test_json_with_numpy_arrays(tmp_path: pathlib.Path) -> None:
     import numpy as np
 
     c = JsonCodec()
@@ -162,7 +164,7 @@ def test_json_with_numpy_arrays() -> None:
         got = c.decode(c.encode(arr))
         assert isinstance(got, np.ndarray) and got.dtype == arr.dtype
         assert np.array_equal(got, arr, equal_nan=arr.dtype.kind == "f")
-    d: LocalDict[Any] = LocalDict(serialization_format="json")
+    d = in_folder(tmp_path, "json")
     d["m"] = {"w": np.eye(2)}
     assert np.array_equal(d["m"]["w"], np.eye(2))
 
@@ -201,14 +203,14 @@ def test_lz4_compresses_and_wraps_any_codec() -> None:
     assert PickleCodec().decode(Lz4Codec().encode([1, 2])) == [1, 2]
 
 
-def test_lz4_in_a_dict() -> None:
-    d: LocalDict[str] = LocalDict(serialization_format=Lz4Codec())
+def test_lz4_in_a_dict(tmp_path: pathlib.Path) -> None:
+    d = in_folder(tmp_path, Lz4Codec())
     d["k"] = "x" * 5000
     assert d["k"] == "x" * 5000
     raw = stored_bytes(d)
     assert raw[:4] == b"\x04\x22\x4d\x18" and len(raw) < 200
     assert d.serialization_format == Lz4Codec()
-    again: LocalDict[str] = LocalDict(**d.get_params())
+    again: FileDirDict[str] = FileDirDict(**d.get_params())
     assert again["k"] == "x" * 5000
 
 
@@ -239,15 +241,15 @@ def test_user_codec_is_a_codec() -> None:
     assert isinstance(Lz4Codec(inner=Rot13()), Codec)
 
 
-def test_user_codec_in_a_dict() -> None:
-    d: LocalDict[str] = LocalDict(serialization_format=Rot13())
+def test_user_codec_in_a_dict(tmp_path: pathlib.Path) -> None:
+    d = in_folder(tmp_path / "rot13", Rot13())
     d["k"] = "hello"
     assert stored_bytes(d) == b"uryyb"
     assert d["k"] == "hello" and d.serialization_format == Rot13()
     with pytest.raises(TypeError, match="'n'"):
-        d["n"] = 5  # type: ignore[assignment]
+        d["n"] = 5
     assert "n" not in d
-    composed: LocalDict[str] = LocalDict(serialization_format=Lz4Codec(inner=Rot13()))
+    composed = in_folder(tmp_path / "composed", Lz4Codec(inner=Rot13()))
     composed["k"] = "hello"
     assert composed["k"] == "hello"
 

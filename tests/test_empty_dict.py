@@ -48,9 +48,10 @@ def test_reads_find_nothing() -> None:
     with pytest.raises(KeyError):
         d["k"]
     assert d.get("k") is None and d.get("k", marker) is marker
-    for fn in (d.etag, d.get_with_etag, d.timestamp, d.__delitem__, d.pop):
+    for fn in (d.etag, d.timestamp, d.__delitem__, d.pop):
         with pytest.raises(KeyError):
             fn("k")
+    assert d.get_with_etag("k") == ConditionalOperationResult(True, NA, NA, NA)
     assert d.pop("k", marker) is marker
     with pytest.raises(KeyError):
         d.popitem()
@@ -76,7 +77,7 @@ def test_setdefault_returns_the_default_and_keeps_nothing() -> None:
 def test_conditional_operations_report_item_not_available(condition: Any, expected: Any) -> None:
     d: EmptyDict[int] = EmptyDict()
     holds = condition is ANY_ETAG or (expected is NA) is (condition is ETAG_IS_THE_SAME)
-    kind: ConditionalOperationResult[int] = ConditionalOperationResult(holds, NA, NA, NA, False)
+    kind: ConditionalOperationResult[int] = ConditionalOperationResult(holds, NA, NA, NA)
     assert d.get_item_if("k", expected, condition, retrieve_value=ALWAYS_RETRIEVE) == kind
     for value in (1, KEEP_CURRENT, DELETE_CURRENT):
         assert d.set_item_if("k", value, expected, condition) == kind
@@ -93,10 +94,10 @@ def test_transform_sees_nothing_and_keeps_nothing() -> None:
         seen.append(v)
         return 1
 
-    assert d.transform_item("k", f) == OperationResult(NA, NA, False)
-    assert seen == [NA]
-    assert d.transform_item("k", lambda v: DELETE_CURRENT) == OperationResult(NA, NA, False)
-    assert d.transform_item("k", lambda v: KEEP_CURRENT) == OperationResult(NA, NA, False)
+    assert d.transform_item("k", f) == OperationResult(NA, NA)
+    assert seen == []  # nothing to transform: never called
+    assert d.transform_item("k", lambda v: DELETE_CURRENT) == OperationResult(NA, NA)
+    assert d.transform_item("k", lambda v: KEEP_CURRENT) == OperationResult(NA, NA)
 
 
 def test_values_are_still_checked() -> None:
@@ -108,7 +109,7 @@ def test_values_are_still_checked() -> None:
     with pytest.raises(TypeError, match="PersiDict"):
         d["k"] = LocalDict()  # type: ignore[assignment]
     with pytest.raises(TypeError):
-        d.setdefault("k", KEEP_CURRENT)  # type: ignore[arg-type]
+        d.setdefault_if("k", KEEP_CURRENT, NA, ANY_ETAG)  # type: ignore[arg-type]
     text: EmptyDict[str] = EmptyDict(serialization_format="txt")
     with pytest.raises(TypeError):
         text["k"] = 5  # type: ignore[assignment]
@@ -116,21 +117,18 @@ def test_values_are_still_checked() -> None:
         d.get_item_if("k", NA, "ANY")  # type: ignore[arg-type]
 
 
-def test_append_only_refuses_deletes() -> None:
+def test_append_only_refuses_bulk_deletes_and_delete_jokers() -> None:
     d: EmptyDict[int] = EmptyDict(append_only=True)
     d["k"] = 1
     d["k"] = 2  # nothing is ever stored, so nothing is overwritten
-    for fn in (
-        lambda: d.__delitem__("k"),
-        lambda: d.discard("k"),
-        lambda: d.pop("k", None),
-        d.clear,
-        d.popitem,
-        lambda: d.__setitem__("k", DELETE_CURRENT),
-        lambda: d.discard_if("k", NA, ANY_ETAG),
-    ):
+    for fn in (d.clear, d.popitem, lambda: d.__setitem__("k", DELETE_CURRENT)):
         with pytest.raises(MutationPolicyError):
             fn()
+    # Single-key deletes find nothing to delete, as reads find nothing.
+    with pytest.raises(KeyError):
+        del d["k"]
+    assert d.discard("k") is False and d.pop("k", None) is None
+    assert d.discard_if("k", NA, ANY_ETAG) == ConditionalOperationResult(True, NA, NA, NA)
 
 
 def test_params_copy_pickle_repr() -> None:

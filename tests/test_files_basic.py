@@ -175,7 +175,8 @@ def test_etag_changes_on_every_write_and_is_stable_otherwise(tmp_path: pathlib.P
         assert e not in seen
         seen.add(e)
         assert d.etag("k") == e  # stable while nobody writes
-        assert d.get_with_etag("k") == ("same bytes every time", e)
+        r = d.get_with_etag("k")
+        assert (r.new_value, r.actual_etag, r.resulting_etag) == ("same bytes every time", e, e)
     st = os.stat(tmp_path / f"{suffixed('k')}.pkl")
     assert d.etag("k") == f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
     assert d.timestamp("k") == st.st_mtime_ns / 1e9

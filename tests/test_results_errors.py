@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pathlib
 import pickle
 from typing import Any
 
@@ -17,11 +18,11 @@ from persidict import (
     ConditionalOperationResult,
     CorruptValueError,
     ETagValue,
+    FileDirDict,
     LocalDict,
     MutationPolicyError,
     OperationResult,
 )
-from persidict.backends.memory import MemoryBackend
 
 
 def test_conditional_result_fields_in_order() -> None:
@@ -31,11 +32,8 @@ def test_conditional_result_fields_in_order() -> None:
         "actual_etag",
         "resulting_etag",
         "new_value",
-        "value_was_mutated",
     ]
-    r: ConditionalOperationResult[int] = ConditionalOperationResult(
-        True, ETagValue("1"), ETagValue("2"), 5, True
-    )
+    r: ConditionalOperationResult[int] = ConditionalOperationResult(True, ETagValue("1"), ETagValue("2"), 5)
     assert (r.condition_was_satisfied, r.actual_etag, r.resulting_etag, r.new_value, r.value_was_mutated) == (
         True, "1", "2", 5, True,
     )
@@ -43,35 +41,36 @@ def test_conditional_result_fields_in_order() -> None:
 
 def test_operation_result_fields() -> None:
     names = [f.name for f in attrs.fields(OperationResult)]
-    assert names == ["resulting_etag", "new_value", "value_was_mutated"]
-    r: OperationResult[str] = OperationResult(ETagValue("e"), "v", True)
-    assert (r.resulting_etag, r.new_value, r.value_was_mutated) == ("e", "v", True)
+    assert names == ["resulting_etag", "new_value"]
+    r: OperationResult[str] = OperationResult(ETagValue("e"), "v")
+    assert (r.resulting_etag, r.new_value) == ("e", "v")
 
 
-def test_value_was_mutated_defaults_to_false() -> None:
+def test_value_was_mutated_is_derived_from_the_etags() -> None:
     r: ConditionalOperationResult[int] = ConditionalOperationResult(
         False, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE
     )
     assert r.value_was_mutated is False
-    assert not OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE).value_was_mutated
+    same = ConditionalOperationResult(True, ETagValue("1"), ETagValue("1"), VALUE_NOT_RETRIEVED)
+    assert same.value_was_mutated is False
 
 
 @pytest.mark.parametrize(
     "result",
     [
         ConditionalOperationResult(True, ETagValue("1"), ETagValue("1"), VALUE_NOT_RETRIEVED),
-        OperationResult(ETagValue("1"), [1, 2], True),
+        OperationResult(ETagValue("1"), [1, 2]),
     ],
 )
 def test_results_are_frozen_comparable_and_picklable(result: Any) -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        result.value_was_mutated = True
+        result.new_value = 3
     assert result == copy.copy(result)
     clone = pickle.loads(pickle.dumps(result))
     assert clone == result
     # Sentinels stay themselves through pickling.
     assert clone.new_value is result.new_value or clone.new_value == result.new_value
-    assert attrs.evolve(result, value_was_mutated=not result.value_was_mutated) != result
+    assert attrs.evolve(result, new_value="other") != result
 
 
 def test_results_are_generic() -> None:
@@ -155,7 +154,7 @@ def test_transform_gives_up_with_concurrency_conflict_error() -> None:
     assert e.value.key == ("k",) and e.value.attempts == 3
 
 
-def test_undecodable_value_raises_corrupt_value_error() -> None:
+def test_undecodable_value_raises_corrupt_value_error(tmp_path: pathlib.Path) -> None:
     class Garbage:
         extension = "pkl"
 
@@ -165,10 +164,10 @@ def test_undecodable_value_raises_corrupt_value_error() -> None:
         def decode(self, data: bytes) -> Any:
             return data
 
-    backend = MemoryBackend()
-    writer: LocalDict[Any] = LocalDict(backend=backend, serialization_format=Garbage())
+    # (In a folder: a LocalDict never decodes anything.)
+    writer: FileDirDict[Any] = FileDirDict(base_dir=str(tmp_path), serialization_format=Garbage())
     writer["k"] = 1
-    d: LocalDict[Any] = LocalDict(backend=backend)
+    d: FileDirDict[Any] = FileDirDict(base_dir=str(tmp_path))
     with pytest.raises(CorruptValueError) as e:
         d["k"]
     assert e.value.operation == "decode" and e.value.key == ("k",)

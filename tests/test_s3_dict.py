@@ -130,11 +130,12 @@ def test_get_params_reopen_the_same_store(make: Any) -> None:
     d["a", "b"] = 1
     params = d.get_params()
     assert list(params) == sorted(params)
-    assert params["root_prefix"] == "root" and params["bucket_name"] == BUCKET
+    assert params["root_prefix"] == "root/" and params["bucket_name"] == BUCKET
     again = type(d)(**params)
     assert again == d and again["a", "b"] == 1
     sub = d.get_subdict("a")
-    assert sub.get_params()["root_prefix"] == "root/a"
+    assert sub.get_params()["root_prefix"] == "root/a/" == sub.root_prefix
+    assert sub.base_url == f"s3://{BUCKET}/root/a/"
     assert dict(sub) == {("b",): 1}
     reopened = type(d)(**sub.get_params())
     assert reopened == sub and reopened["b"] == 1
@@ -144,7 +145,7 @@ def test_get_params_reopen_the_same_store(make: Any) -> None:
 
 
 def test_root_prefix_validation(make: Any) -> None:
-    assert make(root_prefix="a/b/").get_params()["root_prefix"] == "a/b"
+    assert make(root_prefix="a/b/").get_params()["root_prefix"] == "a/b/"
     assert make(root_prefix="a/b").get_params() == make(root_prefix="a/b/").get_params()
     for bad in ("/a", "a//b", "a/../b", "."):
         with pytest.raises(ValueError):
@@ -165,7 +166,7 @@ def test_pickle_and_repr_hide_nothing_but_secrets(make: Any) -> None:
     clone = pickle.loads(pickle.dumps(d))
     assert clone == d and clone["k"] == [1]
     sub = pickle.loads(pickle.dumps(d.get_subdict("q")))
-    assert sub.get_params()["root_prefix"] == "p/q"
+    assert sub.get_params()["root_prefix"] == "p/q/"
 
 
 def test_clients_are_shared_per_configuration(make: Any) -> None:
@@ -227,10 +228,12 @@ def test_bucket_is_created_when_missing(aws: Any) -> None:
     east: BasicS3Dict[Any] = BasicS3Dict(bucket_name="east-bucket")
     east["k"] = 1
     assert aws.get_bucket_location(Bucket="east-bucket")["LocationConstraint"] in (None, "us-east-1")
-    # Existing buckets are used as they are; the check runs once per client and bucket.
+    # Existing buckets are used as they are; every dict built checks with one HeadBucket.
     log = log_requests(client_of(d))
     BasicS3Dict(bucket_name="fresh-bucket", region="eu-west-1")
-    assert log.counts() == {}
+    assert log.take() == {"HeadBucket": 1}
+    BasicS3Dict(bucket_name="fresh-bucket", region="eu-west-1")
+    assert log.take() == {"HeadBucket": 1}
 
 
 def test_forbidden_bucket_checks_are_tolerated(aws: Any) -> None:
@@ -290,12 +293,14 @@ def test_client_config_is_merged(aws: Any) -> None:
     from botocore.config import Config
 
     d: BasicS3Dict[Any] = BasicS3Dict(
-        bucket_name=BUCKET, client_config=Config(retries={"max_attempts": 2}, read_timeout=7)
+        bucket_name=BUCKET, client_config=Config(retries={"max_attempts": 4}, read_timeout=7)
     )
     cfg = client_of(d).meta.config
-    assert cfg.read_timeout == 7 and cfg.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert cfg.read_timeout == 7 and cfg.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert cfg.connect_timeout == 5  # our default, kept
     plain = client_of(BasicS3Dict(bucket_name=BUCKET)).meta.config
-    assert plain.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert plain.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (plain.connect_timeout, plain.read_timeout) == (5, 15)
     assert d.get_params()["client_config"] is not None
 
 
@@ -311,13 +316,14 @@ def test_region_and_endpoint_from_arguments(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _cache_file(d: S3Dict[Any], *parts: str) -> Path:
-    return Path(d.base_dir, d.bucket_name, *parts)
+    """The cached copy of the object at ``parts`` (relative to the dict's root prefix)."""
+    return Path(d.base_dir, d.bucket_name, *d._backend.local_location(parts))  # type: ignore[attr-defined]
 
 
 def test_s3dict_caches_what_it_writes_and_reads(tmp_path: Path, aws: Any) -> None:
     d: S3Dict[Any] = S3Dict(bucket_name=BUCKET, base_dir=str(tmp_path), root_prefix="p")
     d["k"] = "v1"
-    entry = unpack(_cache_file(d, "p", "k.pkl").read_bytes())
+    entry = unpack(_cache_file(d, "k.pkl").read_bytes())
     assert entry is not None and entry.etag == d.etag("k") and pickle.loads(entry.data) == "v1"
     log = log_requests(client_of(d))
     statuses: list[int] = []
@@ -337,7 +343,7 @@ def test_s3dict_caches_what_it_writes_and_reads(tmp_path: Path, aws: Any) -> Non
     aws.delete_object(Bucket=BUCKET, Key="p/k.pkl")
     with pytest.raises(KeyError):
         d["k"]
-    assert not _cache_file(d, "p", "k.pkl").exists()
+    assert not _cache_file(d, "k.pkl").exists()
 
 
 def test_s3dict_ignores_a_damaged_cache(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from .s3_helpers import (
     moto_endpoint,
 )
 
-ATTEMPTS = 5
+ATTEMPTS = 3
 """Our default total attempts per request."""
 
 
@@ -170,13 +170,17 @@ def test_forbidden_is_a_backend_error(d: BasicS3Dict[Any]) -> None:
         d["k"] = "x"
 
 
-def test_missing_bucket_is_a_backend_error(d: BasicS3Dict[Any], aws: Any) -> None:
-    d.clear()
-    aws.delete_bucket(Bucket=d.bucket_name)
-    with pytest.raises(BackendError, match="NoSuchBucket"):
+def test_a_bucket_deleted_again_at_once_is_a_backend_error(d: BasicS3Dict[Any]) -> None:
+    # NoSuchBucket, the bucket created again, and NoSuchBucket again: reported, not retried forever.
+    client = client_of(d)
+    get = FaultInjector("GetObject", lambda: error_response(404, "NoSuchBucket"), times=None).install(client)
+    with pytest.raises(BackendError, match="NoSuchBucket") as err:
         d["k"]
+    assert not isinstance(err.value, KeyError) and get.attempts == 2
+    put = FaultInjector("PutObject", lambda: error_response(404, "NoSuchBucket"), times=None).install(client)
     with pytest.raises(BackendError, match="NoSuchBucket"):
         d["k"] = 1
+    assert put.attempts == 2
 
 
 def test_s3dict_cache_survives_a_failed_read(tmp_path: Path, bucket: str) -> None:

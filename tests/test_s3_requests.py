@@ -60,8 +60,9 @@ def test_plain_operations(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
     assert log.take() == {"GetObject": 1}
     assert ("k",) in d
     assert log.take() == {"HeadObject": 1}
+    # A HEAD's 404 reads the same for a missing key and a missing bucket: only then, one HeadBucket.
     assert ("nope",) not in d
-    assert log.take() == {"HeadObject": 1}
+    assert log.take() == {"HeadObject": 1, "HeadBucket": 1}
     with pytest.raises(KeyError):
         d["nope"]
     assert log.take() == {"GetObject": 1}
@@ -140,8 +141,14 @@ def test_compare_and_swap_is_one_observation_and_one_conditional_request(
 
 def test_set_item_if_any_etag_observes_then_puts(store: tuple[BasicS3Dict[Any], RequestLog]) -> None:
     d, log = store
+    d["k"] = 0
+    log.clear()
     r = d.set_item_if("k", 1, ITEM_NOT_AVAILABLE, ANY_ETAG)  # reports the ETag it replaced
     assert r.value_was_mutated and log.sent == [("HeadObject", None, None), ("PutObject", None, None)]
+    log.clear()
+    # An absent key: its HEAD's 404 is told from a missing bucket by one HeadBucket.
+    r = d.set_item_if("new", 1, ITEM_NOT_AVAILABLE, ANY_ETAG)
+    assert r.value_was_mutated and [op for op, _, _ in log.sent] == ["HeadObject", "HeadBucket", "PutObject"]
 
 
 def test_transform_item_is_one_get_and_one_conditional_put(

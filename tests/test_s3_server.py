@@ -153,7 +153,7 @@ def test_more_than_a_thousand_keys_over_http(endpoint: str) -> None:
     d: BasicS3Dict[Any] = BasicS3Dict(**_server_params())
     raw = client_of(d)
     for i in range(1_001):
-        raw.put_object(Bucket=BUCKET, Key=f"{d.root_prefix}/k{i}.pkl", Body=b"\x80\x04K\x01.")
+        raw.put_object(Bucket=BUCKET, Key=f"{d.root_prefix}k{i}.pkl", Body=b"\x80\x04K\x01.")
     assert len(d) == 1_001 and sum(1 for _ in d.keys_and_timestamps()) == 1_001
     d.clear()
     assert len(d) == 0

@@ -18,12 +18,22 @@ from persidict import (
     DELETE_CURRENT,
     ETAG_IS_THE_SAME,
     ITEM_NOT_AVAILABLE,
+    ConditionalOperationResult,
+    ETagConditionFlag,
+    ETagIfExists,
     FileDirDict,
+    ItemNotAvailableFlag,
     LocalDict,
     MutationPolicyError,
+    NonEmptySafeStrTuple,
+    PersiDict,
+    RetrieveValueFlag,
+    SafeStrTuple,
+    ValueNotRetrievedFlag,
 )
 from persidict.backends.base import NotModified, ReadAnswer
 from persidict.backends.memory import MemoryBackend
+from persidict.wrappers.base import WrapperDict
 from persidict.wrappers.cached import AppendOnlyDictCached, MutableDictCached
 
 
@@ -41,6 +51,13 @@ class CountingBackend(MemoryBackend):
         if isinstance(got, NotModified):
             self.not_modified += 1
         elif got is not None:
+            self.full_reads += 1
+        return got
+
+    def entry(self, loc: Any) -> Any:
+        """Count, then read (LocalDict's plain ``d[k]`` reads the entry)."""
+        got = super().entry(loc)
+        if got is not None:
             self.full_reads += 1
         return got
 
@@ -113,7 +130,7 @@ def test_a_write_by_someone_else_is_seen_on_the_next_read() -> None:
     assert c["k"] == 2
     other = _cached(LocalDict(**main.get_params()))  # a second cached view, its own caches
     other["k"] = 3
-    assert c["k"] == 3 and c.get("k") == 3 and c.get_with_etag("k")[0] == 3
+    assert c["k"] == 3 and c.get("k") == 3 and c.get_with_etag("k").new_value == 3
     del main["k"]
     assert not _has(c, "k") and c.get("k") is None
     with pytest.raises(KeyError):
@@ -327,13 +344,17 @@ def test_append_only_cache_construction_checks() -> None:
     same: LocalDict[Any] = LocalDict(append_only=True)
     with pytest.raises(ValueError, match="different stores"):
         AppendOnlyDictCached(main_dict=same, data_cache=same)
+    with pytest.raises(ValueError, match="data_cache"):
+        AppendOnlyDictCached(main_dict=LocalDict(append_only=True), data_cache=LocalDict())
 
 
-def test_append_only_cache_accepts_a_mutable_data_cache(tmp_path: Path) -> None:
-    """The seed example: an append-only FileDirDict cached in a plain LocalDict."""
+def test_append_only_cache_over_files(tmp_path: Path) -> None:
+    """An append-only FileDirDict cached in an append-only LocalDict."""
     main: FileDirDict[Any] = FileDirDict(base_dir=str(tmp_path / "data"), append_only=True)
-    c: AppendOnlyDictCached[Any] = AppendOnlyDictCached(main_dict=main, data_cache=LocalDict())
-    assert c.append_only and not c.data_cache.append_only
+    c: AppendOnlyDictCached[Any] = AppendOnlyDictCached(
+        main_dict=main, data_cache=LocalDict(append_only=True)
+    )
+    assert c.append_only and c.data_cache.append_only
     c["k"] = {"v": 1}
     assert c["k"] == {"v": 1} and c.data_cache["k"] == {"v": 1} and main["k"] == {"v": 1}
     main["m"] = 2  # written behind the cache: a miss reads through and fills it
@@ -346,23 +367,56 @@ def test_append_only_cache_accepts_a_mutable_data_cache(tmp_path: Path) -> None:
     assert c["k"] == {"v": 1} and sorted(c.keys()) == [("k",), ("m",)]
     assert AppendOnlyDictCached(**c.get_params()) == c
     sub = c.get_subdict("x")
-    assert isinstance(sub, AppendOnlyDictCached) and not sub.data_cache.append_only
+    assert isinstance(sub, AppendOnlyDictCached) and sub.data_cache.append_only
+
+
+class CountingValueReads(WrapperDict[Any]):
+    """A pass-through wrapper that counts the reads returning a value (whatever the store)."""
+
+    def __init__(self, wrapped: PersiDict[Any]) -> None:
+        self._wrapped = wrapped
+        self.value_reads = 0
+
+    def get_params(self) -> dict[str, Any]:
+        """The wrapped dict."""
+        return {"wrapped": self._wrapped}
+
+    def _subdict(self, prefix: SafeStrTuple) -> CountingValueReads:
+        return CountingValueReads(self._wrapped._subdict(prefix))
+
+    def _get(self, key: NonEmptySafeStrTuple) -> Any:
+        self.value_reads += 1
+        return self._wrapped._get(key)
+
+    def _get_item_if(
+        self,
+        key: NonEmptySafeStrTuple,
+        expected_etag: ETagIfExists,
+        condition: ETagConditionFlag,
+        retrieve: RetrieveValueFlag,
+    ) -> ConditionalOperationResult[Any]:
+        res = self._wrapped._get_item_if(key, expected_etag, condition, retrieve)
+        if not isinstance(res.new_value, ItemNotAvailableFlag | ValueNotRetrievedFlag):
+            self.value_reads += 1
+        return res
 
 
 def test_append_only_cache_trusts_cached_values() -> None:
-    backend = CountingBackend()
-    main: LocalDict[Any] = LocalDict(backend=backend, append_only=True)
-    main["k"] = "v"
-    c = _ao(main)
-    assert c["k"] == "v" and backend.full_reads == 1  # a miss reads through
+    store: LocalDict[Any] = LocalDict(append_only=True)
+    store["k"] = "v"
+    main = CountingValueReads(store)
+    c: AppendOnlyDictCached[Any] = AppendOnlyDictCached(
+        main_dict=main, data_cache=LocalDict(append_only=True)
+    )
+    assert c["k"] == "v" and main.value_reads == 1  # a miss reads through
     assert c.data_cache["k"] == "v"
     for _ in range(5):
         assert c["k"] == "v" and _has(c, "k")
-    assert backend.full_reads == 1 and backend.not_modified == 0  # no validation at all
+    assert main.value_reads == 1  # no validation at all
     r = c.get_item_if(
         "k", expected_etag=ITEM_NOT_AVAILABLE, condition=ANY_ETAG, retrieve_value=ALWAYS_RETRIEVE
     )
-    assert r.new_value == "v" and r.actual_etag == main.etag("k") and backend.full_reads == 1
+    assert r.new_value == "v" and r.actual_etag == store.etag("k") and main.value_reads == 1
     with pytest.raises(KeyError):
         c["missing"]
 

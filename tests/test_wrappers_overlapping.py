@@ -98,7 +98,7 @@ def test_per_format_params_and_validation() -> None:
         OverlappingMultiDict(dict_type=LocalDict, json={"serialization_format": "pkl"})
     with pytest.raises(ValueError, match="format name"):
         OverlappingMultiDict(dict_type=LocalDict, formats={})
-    with pytest.raises(TypeError, match="mapping"):
+    with pytest.raises(TypeError, match="must be a dict"):
         OverlappingMultiDict(dict_type=LocalDict, json=5)  # type: ignore[arg-type]
 
 

@@ -49,7 +49,7 @@ def test_needs_an_append_only_dict() -> None:
         WriteOnceDict(wrapped_dict={"a": 1})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.01, float("nan"), True, "0.5", None])
+@pytest.mark.parametrize("p", [-0.1, 1.01, float("nan"), True, "0.5"])
 def test_probability_must_be_in_0_1(p: Any) -> None:
     with pytest.raises(ValueError, match="p_consistency_checks"):
         WriteOnceDict(wrapped_dict=_store(), p_consistency_checks=p)
@@ -97,19 +97,19 @@ def test_checks_never_fire_at_p0() -> None:
     d["k"] = 1
     for v in range(2, 50):
         d["k"] = v
-    assert d["k"] == 1 and d.n_consistency_checks == 0
+    assert d["k"] == 1 and d.consistency_checks_attempted == 0
 
 
 def test_checks_always_fire_at_p1() -> None:
     d = _once(1.0)
     d["k"] = "first"
     d["k"] = "first"  # same value: checked, passes
-    assert d.n_consistency_checks == 1
+    assert d.consistency_checks_attempted == 1
     with pytest.raises(MutationPolicyError) as e:
         d["k"] = "second"
     assert e.value.policy == "write-once"
     assert "'k'" in str(e.value) and "first" in str(e.value) and "second" in str(e.value)
-    assert d.n_consistency_checks == 2 and d["k"] == "first"
+    assert d.consistency_checks_attempted == 2 and d["k"] == "first"
 
 
 def test_checks_fire_at_about_p_with_a_seeded_rng() -> None:
@@ -117,7 +117,7 @@ def test_checks_fire_at_about_p_with_a_seeded_rng() -> None:
     d["k"] = 1
     for _ in range(400):
         d["k"] = 1
-    assert 60 < d.n_consistency_checks < 180  # ~120 expected; seeded, so deterministic
+    assert 60 < d.consistency_checks_attempted < 180  # ~120 expected; seeded, so deterministic
 
 
 class LowerCodec:
@@ -134,11 +134,15 @@ class LowerCodec:
         return data.decode()
 
 
-def test_a_check_allows_for_the_formats_round_trip() -> None:
-    d = _once(1.0, serialization_format=LowerCodec())
+def test_a_check_allows_for_the_formats_round_trip(tmp_path: Path) -> None:
+    # A FileDirDict: it stores encoded values (a LocalDict need not encode at all).
+    wrapped: FileDirDict[Any] = FileDirDict(
+        base_dir=tmp_path, serialization_format=LowerCodec(), append_only=True, durable=False
+    )
+    d: WriteOnceDict[Any] = WriteOnceDict(wrapped_dict=wrapped, p_consistency_checks=1.0)
     d["k"] = "ABC"  # read back as "abc"
     d["k"] = "ABC"
-    assert d["k"] == "abc" and d.n_consistency_checks == 1
+    assert d["k"] == "abc" and d.consistency_checks_attempted == 1
     with pytest.raises(MutationPolicyError):
         d["k"] = "ABD"
 
@@ -148,8 +152,8 @@ def test_a_check_accepts_identical_values_with_nan(fmt: str) -> None:
     d = _once(1.0, serialization_format=fmt)
     d["k"] = {"score": float("nan"), "n": 1}  # nan != nan, yet the value is the same
     d["k"] = {"score": float("nan"), "n": 1}
-    d.set_item_if("k", {"score": float("nan"), "n": 1}, ITEM_NOT_AVAILABLE, ETAG_HAS_CHANGED)
-    assert d.n_consistency_checks == 2
+    d["k"] = {"score": float("nan"), "n": 1}
+    assert d.consistency_checks_attempted == 2
     with pytest.raises(MutationPolicyError):
         d["k"] = {"score": float("nan"), "n": 2}
 
@@ -158,7 +162,7 @@ def test_a_json_check_keeps_non_str_keys() -> None:
     d = _once(1.0, serialization_format="json")
     d["k"] = {1: "a"}
     d["k"] = {1: "a"}
-    assert d["k"] == {1: "a"} and d.n_consistency_checks == 1
+    assert d["k"] == {1: "a"} and d.consistency_checks_attempted == 1
     with pytest.raises(MutationPolicyError):
         d["k"] = {"1": "a"}
 
@@ -171,35 +175,36 @@ def test_a_check_compares_arrays() -> None:
         d["a"] = np.arange(6)
 
 
-def test_set_item_if_inserts_or_ignores() -> None:
+def test_set_item_if_is_refused_and_setdefault_if_inserts() -> None:
     d = _once(1.0)
-    r = d.set_item_if("k", value=1, expected_etag=ITEM_NOT_AVAILABLE, condition=ETAG_IS_THE_SAME)
+    with pytest.raises(MutationPolicyError) as e:
+        d.set_item_if("k", value=1, expected_etag=ITEM_NOT_AVAILABLE, condition=ETAG_IS_THE_SAME)
+    assert e.value.policy == "write-once" and "k" not in d
+    r = d.setdefault_if("k", 1, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)
     assert r.condition_was_satisfied and r.value_was_mutated and r.new_value == 1
     tag = d.etag("k")
-    # The condition holds, the key exists: the write is ignored (and checked).
-    r = d.set_item_if(
-        "k", value=1, expected_etag=tag, condition=ETAG_IS_THE_SAME, retrieve_value=NEVER_RETRIEVE
-    )
+    # The key exists: setdefault_if leaves it (an insert-if-absent is no rewrite, so no check).
+    r = d.setdefault_if("k", 2, tag, ETAG_IS_THE_SAME, retrieve_value=NEVER_RETRIEVE)
     assert r.condition_was_satisfied and not r.value_was_mutated
     assert r.actual_etag == tag and r.resulting_etag == tag and r.new_value is VALUE_NOT_RETRIEVED
-    with pytest.raises(MutationPolicyError):
-        d.set_item_if("k", value=2, expected_etag=tag, condition=ETAG_IS_THE_SAME)
-    # A condition that fails is not a write-once conflict.
-    r = d.set_item_if("k", value=2, expected_etag=tag, condition=ETAG_HAS_CHANGED)
+    r = d.setdefault_if("k", 2, tag, ETAG_HAS_CHANGED)
     assert not r.condition_was_satisfied and not r.value_was_mutated
-    assert d["k"] == 1 and d.n_consistency_checks == 2
+    with pytest.raises(MutationPolicyError):
+        d.set_item_if("k", value=1, expected_etag=tag, condition=ETAG_IS_THE_SAME)
+    assert d["k"] == 1 and d.etag("k") == tag and d.consistency_checks_attempted == 0
 
 
 def test_setdefault_and_transform_item() -> None:
     d = _once(1.0)
     assert d.setdefault("k", 5) == 5 and d.setdefault("k", 6) == 5
-    r = d.transform_item("t", lambda cur: 10 if cur is ITEM_NOT_AVAILABLE else cur + 1)
-    assert r.value_was_mutated and d["t"] == 10
-    r = d.transform_item("t", lambda cur: 10)  # same value: ignored, checked
-    assert not r.value_was_mutated and r.new_value == 10
+    with pytest.raises(MutationPolicyError) as e:
+        d.transform_item("t", lambda cur: 10 if cur is ITEM_NOT_AVAILABLE else cur + 1)
+    assert e.value.policy == "write-once" and "t" not in d
+    r = d.transform_item("k", lambda cur: KEEP_CURRENT)
+    assert r.new_value == 5 and r.resulting_etag == d.etag("k")
     with pytest.raises(MutationPolicyError):
-        d.transform_item("t", lambda cur: cur + 1)
-    assert d["t"] == 10
+        d.transform_item("k", lambda cur: cur)  # even the same value: a value is refused
+    assert d["k"] == 5 and d.consistency_checks_attempted == 0
 
 
 # ---------------------------------------------------------------- concurrency

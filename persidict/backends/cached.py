@@ -7,12 +7,19 @@ remote held under that ETag. A read with a cached entry asks the remote
 ``If-None-Match: <cached etag>``; a NotModified answer serves the local
 bytes. Writes go to the remote and record the returned ETag locally, with no
 extra request. ``stat`` and listings always ask the remote.
+
+With ``digest_len > 0`` every name of an entry's local path gets ``"_"`` and
+that many characters of its digest (before the extension of the last name),
+as FileDirDict names its files: names differing only in case then stay apart
+on case-insensitive file systems.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator
 
 import attrs
@@ -22,6 +29,7 @@ from .base import Backend, Capabilities, Location, NotModified, Precondition, Re
 
 _MAGIC = b"persidict-cache-1 "
 _BATCH = 1000
+_NAMES_LIMIT = 100_000
 _LOCAL_ERRORS = (OSError, ValueError, BackendError)
 
 
@@ -52,21 +60,46 @@ def unpack(raw: bytes) -> CacheEntry | None:
     return CacheEntry(etag, raw[end + 1 :])
 
 
+def suffixed(name: str, digest_len: int) -> str:
+    """``name`` + ``"_"`` + the first ``digest_len`` characters of its base32 md5 (FileDirDict's scheme)."""
+    digest = base64.b32encode(hashlib.md5(name.encode("utf-8")).digest()).decode("ascii").lower()
+    return name + "_" + digest[:digest_len]
+
+
+def cache_names(loc: Location, digest_len: int) -> Location:
+    """The local names of the entry for ``loc``: each name suffixed, the last before its extension.
+
+    Always suffixed (never "already suffixed, left alone"), so two
+    locations never share an entry. ``digest_len == 0``: ``loc`` itself.
+    """
+    if not digest_len or not loc:
+        return loc
+    *folders, last = loc
+    stem, dot, ext = last.rpartition(".")
+    name = suffixed(stem, digest_len) + dot + ext if stem else suffixed(last, digest_len)
+    return (*[suffixed(f, digest_len) for f in folders], name)
+
+
 class CachedBackend:
     """``remote`` answers every question; ``local`` spares transferring unchanged bytes.
 
     ``local_prefix`` is prepended to locations in the local store, so that
-    dicts opened at different remote prefixes share one cache layout.
+    dicts opened at different remote prefixes share one cache layout;
+    ``digest_len`` suffixes the local names (see ``cache_names``).
     Failing to update the local store never fails an operation that
     succeeded remotely: the entry is dropped instead (entries are checked
     against the remote ETag on every read anyway).
     """
 
-    def __init__(self, remote: Backend, local: Backend, *, local_prefix: Location = ()) -> None:
+    def __init__(
+        self, remote: Backend, local: Backend, *, local_prefix: Location = (), digest_len: int = 0
+    ) -> None:
         self.remote = remote
         self.local = local
         self.local_prefix = local_prefix
+        self.digest_len = digest_len
         self.capabilities: Capabilities = remote.capabilities
+        self._names: dict[Location, Location] = {}
 
     def describe(self) -> str:
         """The remote, and where it is cached."""
@@ -74,16 +107,29 @@ class CachedBackend:
 
     def where(self, loc: Location) -> str:
         """The remote object (the truth), and its cached copy."""
-        return f"{self.remote.where(loc)} (cached in {self.local.where(loc)})"
+        return f"{self.remote.where(loc)} (cached in {self.local.where(self.local_location(loc))})"
 
     def __repr__(self) -> str:
         return f"CachedBackend({self.describe()!r})"
 
     # ------------------------------------------------------------ local entries
 
+    def local_location(self, loc: Location) -> Location:
+        """Where the entry of ``loc`` is in the local store (remembered, boundedly)."""
+        if not self.digest_len:
+            return self.local_prefix + loc
+        names = self._names
+        local = names.get(loc)
+        if local is None:
+            local = cache_names(self.local_prefix + loc, self.digest_len)
+            if len(names) >= _NAMES_LIMIT:
+                names.clear()
+            names[loc] = local
+        return local
+
     def _cached(self, loc: Location) -> CacheEntry | None:
         try:
-            got = self.local.read(self.local_prefix + loc)
+            got = self.local.read(self.local_location(loc))
         except _LOCAL_ERRORS:
             return None
         if got is None or isinstance(got, NotModified):
@@ -92,14 +138,14 @@ class CachedBackend:
 
     def _remember(self, loc: Location, etag: str, data: bytes) -> None:
         try:
-            self.local.write(self.local_prefix + loc, pack(etag, data))
+            self.local.write(self.local_location(loc), pack(etag, data))
         except _LOCAL_ERRORS:
             self._forget(loc)
 
     def _forget(self, loc: Location) -> None:
         # A stale entry that cannot be removed is harmless: its ETag no longer matches.
         with contextlib.suppress(*_LOCAL_ERRORS):
-            self.local.delete(self.local_prefix + loc)
+            self.local.delete(self.local_location(loc))
 
     # ------------------------------------------------------------ Backend
 

@@ -169,7 +169,6 @@ def run_conditional(
             actual_etag=actual,
             resulting_etag=resulting,
             new_value=new_value,
-            value_was_mutated=mutated,
         )
     raise ConcurrencyConflictError(target.key, MAX_CONDITIONAL_ATTEMPTS)
 
@@ -194,13 +193,13 @@ def run_transform(backend: Backend, cmd: TransformItem) -> OperationResult[Any]:
         decision = d.decide_transform(new_value, data, actual, cmd.append_only, target.key)
         if decision.action is None:
             if decision.outcome is d.Outcome.ABSENT:
-                return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, False)
-            return OperationResult(actual, current, False)
+                return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
+            return OperationResult(actual, current)
         try:
             resulting, mutated = _act(backend, target.loc, decision.action)
         except PreconditionFailed:
             continue
         if decision.outcome is d.Outcome.ABSENT or not mutated:
-            return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, mutated)
-        return OperationResult(resulting, new_value, True)
+            return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
+        return OperationResult(resulting, new_value)
     raise ConcurrencyConflictError(target.key, attempts)

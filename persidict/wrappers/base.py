@@ -118,6 +118,10 @@ class WrapperDict(PersiDict[ValueType]):
     def _discard(self, key: NonEmptySafeStrTuple) -> bool:
         return self._wrapped._discard(key)
 
+    def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> Any:
+        # Checked by the dict that stores it; written again by _set (_set_serialised's default).
+        return self._wrapped._serialised(key, value)
+
     def _contains(self, key: NonEmptySafeStrTuple) -> bool:
         return self._wrapped._contains(key)
 

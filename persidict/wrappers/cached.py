@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import MutationPolicyError
 from ..flags import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
@@ -35,7 +36,7 @@ from ..flags import (
     ValueNotRetrievedFlag,
     ValueType,
 )
-from ..keys import NonEmptySafeStrTuple, SafeStrTuple
+from ..keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple
 from ..ops.decide import condition_holds, wants_value
 from ..persi_dict import PersiDict
 from ..results import ConditionalOperationResult, OperationResult
@@ -58,6 +59,10 @@ def _unpair(entry: object) -> tuple[str, str] | None:
     if not sep or not n.isdigit() or int(n) > len(rest):
         return None
     return rest[: int(n)], rest[int(n) :]
+
+
+def _class_name(cls: type | None) -> str:
+    return "None" if cls is None else cls.__qualname__
 
 
 def _check_distinct(**dicts: PersiDict[Any]) -> None:
@@ -88,7 +93,6 @@ class MutableDictCached(WrapperDict[ValueType]):
 
     def __init__(
         self,
-        *,
         main_dict: PersiDict[ValueType],
         data_cache: PersiDict[ValueType],
         etag_cache: PersiDict[str],
@@ -209,7 +213,7 @@ class MutableDictCached(WrapperDict[ValueType]):
                 return res
         if _is_value(value) and not wants_value(retrieve, expected_etag, actual):
             value = VALUE_NOT_RETRIEVED
-        return ConditionalOperationResult(satisfied, actual, actual, value, False)
+        return ConditionalOperationResult(satisfied, actual, actual, value)
 
     def _get(self, key: NonEmptySafeStrTuple) -> ValueType:
         r = self._get_item_if(key, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
@@ -286,19 +290,30 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
 
     An item of an append-only dict never changes once written, so a cached
     value needs no validation. A miss reads the main dict and fills the cache;
-    writes go to the main dict, then to the cache. ``main_dict`` must be
-    append-only; ``data_cache`` may be append-only or mutable (the wrapper only
-    ever inserts into it, so it holds only values the main dict holds, unless
-    someone else writes to it directly).
+    writes go to the main dict, then to the cache. Both ``main_dict`` and
+    ``data_cache`` must be append-only PersiDicts with the same
+    ``base_class_for_values``: the wrapper trusts cached values, so a mutable
+    cache could serve a value the main dict never held.
     """
 
-    def __init__(self, *, main_dict: PersiDict[ValueType], data_cache: PersiDict[ValueType]) -> None:
+    def __init__(self, main_dict: PersiDict[ValueType], data_cache: PersiDict[ValueType]) -> None:
         main = check_persidict("main_dict", main_dict)
         data = check_persidict("data_cache", data_cache)
         if not main.append_only:
             raise ValueError(
                 f"AppendOnlyDictCached needs an append-only main_dict; {type(main).__name__} "
                 "has append_only=False (use MutableDictCached for a mutable one)"
+            )
+        if not data.append_only:
+            raise ValueError(
+                f"AppendOnlyDictCached needs an append-only data_cache; {type(data).__name__} "
+                "has append_only=False (cached values are trusted, so a mutable cache could "
+                "serve values the main dict never held)"
+            )
+        if main.base_class_for_values is not data.base_class_for_values:
+            raise ValueError(
+                "main_dict and data_cache must have the same base_class_for_values, not "
+                f"{_class_name(main.base_class_for_values)} and {_class_name(data.base_class_for_values)}"
             )
         _check_distinct(main_dict=main, data_cache=data)
         self._wrapped = main
@@ -329,6 +344,18 @@ class AppendOnlyDictCached(WrapperDict[ValueType]):
     def _absorb(self, key: NonEmptySafeStrTuple, res: ConditionalOperationResult[ValueType]) -> None:
         if _is_value(res.new_value):
             self._fill(key, res.new_value)
+
+    def discard_if(
+        self, key: NonEmptyPersiDictKey, expected_etag: ETagIfExists, condition: ETagConditionFlag
+    ) -> ConditionalOperationResult[ValueType]:
+        """Always ``MutationPolicyError("append-only")``, whatever the key, ETag or condition.
+
+        The published wrapper refuses every conditional delete, where other
+        append-only dicts evaluate the condition and refuse only a delete.
+        """
+        raise MutationPolicyError(
+            "append-only", f"Cannot delete key {key!r}: AppendOnlyDictCached refuses every discard_if"
+        )
 
     # ------------------------------------------------------------ reads
 

@@ -179,9 +179,8 @@ class ExpiringDict(WrapperDict[ValueType]):
             ts = None
         if ts is not None and self._is_expired(ts, self._clock()):
             holds = condition_holds(condition, expected_etag, ITEM_NOT_AVAILABLE)
-            return ConditionalOperationResult(
-                holds, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE, False
-            )
+            na = ITEM_NOT_AVAILABLE
+            return ConditionalOperationResult(holds, na, na, na)
         return self._wrapped._get_item_if(key, expected_etag, condition, retrieve)
 
     # ------------------------------------------------------------ writes

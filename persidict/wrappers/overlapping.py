@@ -9,6 +9,9 @@ from ..keys import PersiDictKey
 from ..persi_dict import PersiDict
 from .base import same_store
 
+# The default of shared_subdicts_params: no shared parameters (never mutated).
+_NO_SHARED_PARAMS: dict[str, Any] = {}
+
 _RESERVED = frozenset({"get_params", "get_subdict", "subdicts", "formats", "dict_type"})
 
 
@@ -32,18 +35,21 @@ class OverlappingMultiDict:
     Items of different formats live side by side (their file extensions
     differ), so ``multi.json.clear()`` leaves ``multi.pkl``'s items. The
     container itself is not a dict: item access on it raises TypeError.
+    ``shared_subdicts_params`` and each format's parameters must be dicts, and
+    ``dict_type`` a PersiDict subclass (TypeError otherwise).
     """
 
     def __init__(
         self,
-        *,
         dict_type: type[PersiDict[Any]],
-        shared_subdicts_params: Mapping[str, Any] | None = None,
-        **formats: Mapping[str, Any],
+        shared_subdicts_params: dict[str, Any] = _NO_SHARED_PARAMS,
+        **formats: dict[str, Any],
     ) -> None:
         if not (isinstance(dict_type, type) and issubclass(dict_type, PersiDict)):
             raise TypeError(f"dict_type must be a PersiDict subclass, not {dict_type!r}")
-        shared = dict(shared_subdicts_params or {})
+        if not isinstance(shared_subdicts_params, dict):
+            raise TypeError(f"shared_subdicts_params must be a dict, not {shared_subdicts_params!r}")
+        shared = dict(shared_subdicts_params)
         if not formats:
             raise ValueError("OverlappingMultiDict needs at least one format, e.g. json={} or pkl={}")
         if "serialization_format" in shared:
@@ -52,8 +58,8 @@ class OverlappingMultiDict:
         for name, params in formats.items():
             if name in _RESERVED or name.startswith("_"):
                 raise ValueError(f"{name!r} cannot be a format name of an OverlappingMultiDict")
-            if not isinstance(params, Mapping):
-                raise TypeError(f"The parameters of format {name!r} must be a mapping, not {params!r}")
+            if not isinstance(params, dict):
+                raise TypeError(f"The parameters of format {name!r} must be a dict, not {params!r}")
             if "serialization_format" in params:
                 raise ValueError(f"The parameters of format {name!r} must not set serialization_format")
             members[name] = dict_type(**{**shared, **params, "serialization_format": name})

@@ -6,9 +6,7 @@ import math
 import pickle
 import random
 import reprlib
-from typing import Any
-
-import attrs
+from typing import Any, NoReturn
 
 from ..codecs import Codec, codec_for
 from ..errors import MutationPolicyError
@@ -18,18 +16,17 @@ from ..flags import (
     ITEM_NOT_AVAILABLE,
     KEEP_CURRENT,
     NEVER_RETRIEVE,
-    VALUE_NOT_RETRIEVED,
     ETagConditionFlag,
     ETagIfExists,
     ItemNotAvailableFlag,
     Joker,
+    KeepCurrentFlag,
     RetrieveValueFlag,
     TransformingFunction,
     ValueNotRetrievedFlag,
     ValueType,
 )
 from ..keys import NonEmptySafeStrTuple, SafeStrTuple
-from ..ops.decide import wants_value
 from ..persi_dict import PersiDict
 from ..results import ConditionalOperationResult, OperationResult
 from .base import WrapperDict, check_persidict
@@ -74,10 +71,28 @@ def values_match(stored: object, new: object, codec: Codec | None) -> bool:
 
 
 def check_probability(p: object) -> float:
-    """Validate ``p_consistency_checks``: a number in [0, 1]."""
+    """Validate ``p_consistency_checks``: a number in [0, 1] (None means 0.0)."""
+    if p is None:
+        return 0.0
     if isinstance(p, bool) or not isinstance(p, int | float) or math.isnan(p) or not 0.0 <= p <= 1.0:
         raise ValueError(f"p_consistency_checks must be a number in [0, 1], not {p!r}")
     return float(p)
+
+
+def _default_wrapped_dict() -> PersiDict[Any]:
+    """An append-only FileDirDict in FileDirDict's default folder."""
+    from ..file_dir_dict import FileDirDict
+
+    return FileDirDict(append_only=True)
+
+
+def _no_conditional_writes(what: str) -> MutationPolicyError:
+    """The error of a conditional write (``set_item_if``, ``transform_item``) on a WriteOnceDict."""
+    return MutationPolicyError(
+        "write-once",
+        f"{what} is not allowed on a write-once dict (WriteOnceDict): a key is written once, "
+        "with d[key] = value or setdefault_if()",
+    )
 
 
 class WriteOnceDict(WrapperDict[ValueType]):
@@ -90,18 +105,30 @@ class WriteOnceDict(WrapperDict[ValueType]):
     naming the key. The first write is one atomic insert-if-absent on the
     wrapped dict, so concurrent first writers cannot both win.
 
-    ``rng`` (a ``random.Random``) makes the spot checks reproducible; it is
-    not part of ``get_params``. ``n_consistency_checks`` counts the checks made.
+    Keys are inserted with ``d[key] = value`` (``update``, ``|=``) or
+    ``setdefault``/``setdefault_if``. ``set_item_if`` always raises
+    ``MutationPolicyError("write-once")``, and so does ``transform_item`` when
+    the transformer returns a value (KEEP_CURRENT changes nothing).
+
+    ``wrapped_dict`` defaults to ``FileDirDict(append_only=True)`` in
+    FileDirDict's default folder; attributes WriteOnceDict does not define are
+    read from it (``d.base_dir``). ``rng`` (a ``random.Random``) makes the
+    spot checks reproducible; it is not part of ``get_params``. The counters
+    ``consistency_checks_attempted``, ``_passed`` and ``_failed`` count the
+    checks made.
     """
 
     def __init__(
         self,
+        wrapped_dict: PersiDict[ValueType] | None = None,
+        p_consistency_checks: float | KeepCurrentFlag | None = None,
         *,
-        wrapped_dict: PersiDict[ValueType],
-        p_consistency_checks: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
-        wrapped = check_persidict("wrapped_dict", wrapped_dict)
+        if wrapped_dict is None:
+            wrapped: PersiDict[Any] = _default_wrapped_dict()
+        else:
+            wrapped = check_persidict("wrapped_dict", wrapped_dict)
         if not wrapped.append_only:
             raise ValueError(
                 f"WriteOnceDict needs an append-only wrapped_dict; {type(wrapped).__name__} "
@@ -110,18 +137,67 @@ class WriteOnceDict(WrapperDict[ValueType]):
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random or None, not {type(rng).__name__}")
         self._wrapped = wrapped
-        self._p = check_probability(p_consistency_checks)
+        self._p = 0.0
+        self.p_consistency_checks = p_consistency_checks
         self._rng = rng if rng is not None else random.Random()
-        self.n_consistency_checks = 0
+        self._checks_passed = 0
+        self._checks_failed = 0
+        self._checks_attempted = 0
         try:
             self._codec: Codec | None = codec_for(wrapped.serialization_format)
         except (TypeError, ValueError):
             self._codec = None
 
+    def __getattr__(self, name: str) -> Any:
+        """Attributes WriteOnceDict does not define are read from the wrapped dict (``d.base_dir``).
+
+        Private and special names are never forwarded, so copying, pickling
+        and introspection see the WriteOnceDict itself.
+        """
+        wrapped = None if name.startswith("_") else self.__dict__.get("_wrapped")
+        if wrapped is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return getattr(wrapped, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}, "
+                f"nor has its wrapped {type(wrapped).__name__}"
+            ) from None
+
     @property
     def p_consistency_checks(self) -> float:
-        """The probability that an ignored rewrite is compared with the stored value."""
+        """The probability that an ignored rewrite is compared with the stored value.
+
+        Settable: a number in [0, 1] (ValueError otherwise), None for 0.0,
+        KEEP_CURRENT to keep the current value.
+        """
         return self._p
+
+    @p_consistency_checks.setter
+    def p_consistency_checks(self, p: float | KeepCurrentFlag | None) -> None:
+        if p is not KEEP_CURRENT:
+            self._p = check_probability(p)
+
+    @property
+    def consistency_checks_attempted(self) -> int:
+        """How many ignored rewrites were compared with the stored value (counted before comparing)."""
+        return self._checks_attempted
+
+    @property
+    def consistency_checks_passed(self) -> int:
+        """How many consistency checks found the stored value."""
+        return self._checks_passed
+
+    @property
+    def consistency_checks_failed(self) -> int:
+        """How many consistency checks found a different value (and raised)."""
+        return self._checks_failed
+
+    @property
+    def n_consistency_checks(self) -> int:
+        """Same as ``consistency_checks_attempted`` (the older name)."""
+        return self._checks_attempted
 
     @property
     def wrapped_dict(self) -> PersiDict[ValueType]:
@@ -145,15 +221,26 @@ class WriteOnceDict(WrapperDict[ValueType]):
         return p >= 1.0 or (p > 0.0 and self._rng.random() < p)
 
     def _verify(self, key: NonEmptySafeStrTuple, stored: object, new: object) -> None:
-        self.n_consistency_checks += 1
-        if not values_match(stored, new, self._codec):
-            raise MutationPolicyError(
-                "write-once",
-                f"Key {key!r} of a WriteOnceDict already holds a different value: "
-                f"stored {_short.repr(stored)}, attempted {_short.repr(new)}",
-            )
+        self._checks_attempted += 1
+        if values_match(stored, new, self._codec):
+            self._checks_passed += 1
+            return
+        self._checks_failed += 1
+        raise MutationPolicyError(
+            "write-once",
+            f"Key {key!r} of a WriteOnceDict already holds a different value: "
+            f"stored {_short.repr(stored)}, attempted {_short.repr(new)}",
+        )
 
     # ------------------------------------------------------------ writes
+
+    def set_item_if(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Always ``MutationPolicyError("write-once")``, whatever the arguments; writes nothing.
+
+        A key of a WriteOnceDict is written once: insert with ``d[key] = value``
+        or ``setdefault_if``.
+        """
+        raise _no_conditional_writes("set_item_if")
 
     def _set_item_if(
         self,
@@ -163,23 +250,8 @@ class WriteOnceDict(WrapperDict[ValueType]):
         condition: ETagConditionFlag,
         retrieve: RetrieveValueFlag,
     ) -> ConditionalOperationResult[ValueType]:
-        """A write that holds its condition inserts if absent, else is ignored (satisfied, not mutated)."""
-        if isinstance(value, Joker):
-            return self._wrapped._set_item_if(key, value, expected_etag, condition, retrieve)
-        check = self._draw()
-        res = self._wrapped._setdefault_if(
-            key, value, expected_etag, condition, ALWAYS_RETRIEVE if check else retrieve
-        )
-        if not check or res.value_was_mutated:
-            return res
-        stored: ValueType | ItemNotAvailableFlag | ValueNotRetrievedFlag = res.new_value
-        if res.condition_was_satisfied and res.actual_etag is not ITEM_NOT_AVAILABLE:
-            self._verify(key, stored, value)
-        if res.actual_etag is not ITEM_NOT_AVAILABLE and not wants_value(
-            retrieve, expected_etag, res.actual_etag
-        ):
-            res = attrs.evolve(res, new_value=VALUE_NOT_RETRIEVED)
-        return res
+        """Refused like ``set_item_if``, so that wrappers around a WriteOnceDict keep the rule."""
+        raise _no_conditional_writes(f"set_item_if (key {key!r})")
 
     def _set(self, key: NonEmptySafeStrTuple, value: Any) -> None:
         # A rewrite of a stored key (the common case for content-addressed
@@ -195,19 +267,34 @@ class WriteOnceDict(WrapperDict[ValueType]):
             else:
                 self._verify(key, stored, value)
                 return
-        self._set_item_if(key, value, ITEM_NOT_AVAILABLE, ANY_ETAG, NEVER_RETRIEVE)
+        self._insert(key, value)
+
+    def _insert(self, key: NonEmptySafeStrTuple, value: Any) -> None:
+        """One atomic insert-if-absent; a key found stored is spot-checked like a rewrite."""
+        check = self._draw()
+        res = self._wrapped._setdefault_if(
+            key, value, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE if check else NEVER_RETRIEVE
+        )
+        stored = res.new_value
+        if check and res.actual_etag is not ITEM_NOT_AVAILABLE and not isinstance(
+            stored, ItemNotAvailableFlag | ValueNotRetrievedFlag
+        ):
+            self._verify(key, stored, value)
 
     def _transform_item(
         self, key: NonEmptySafeStrTuple, transformer: TransformingFunction, max_attempts: int | None
     ) -> OperationResult[ValueType]:
-        """The transformer's value is stored only if the key is absent; otherwise it is ignored."""
+        """Only KEEP_CURRENT goes through: a value is refused like ``set_item_if``, nothing is written.
 
-        def once(current: Any) -> Any:
+        DELETE_CURRENT is refused by the append-only rule.
+        """
+
+        def keep_only(current: Any) -> Any:
             new = transformer(current)
-            if current is ITEM_NOT_AVAILABLE or isinstance(new, Joker):
+            if new is KEEP_CURRENT:
                 return new
-            if self._draw():
-                self._verify(key, current, new)
-            return KEEP_CURRENT
+            if isinstance(new, Joker):
+                self._forbid_delete(key)  # DELETE_CURRENT: always refused (append-only)
+            raise _no_conditional_writes(f"transform_item to a value (key {key!r})")
 
-        return self._wrapped._transform_item(key, once, max_attempts)
+        return self._wrapped._transform_item(key, keep_only, max_attempts)

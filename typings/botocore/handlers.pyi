@@ -1,0 +1,5 @@
+"""Minimal stubs: botocore.handlers."""
+
+from typing import Any
+
+BUILTIN_HANDLERS: list[tuple[Any, ...]]
