@@ -10,7 +10,10 @@ and ``transform_item`` are atomic across threads and processes.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
+import math
+import numbers
 import os
 import threading
 import time
@@ -21,7 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from .backends.base import IF_ABSENT, PreconditionFailed
 from .codecs import Codec
 from .flags import Joker, ValueType
-from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key, to_prefix
+from .keys import (
+    Layout,
+    NonEmptyPersiDictKey,
+    NonEmptySafeStrTuple,
+    PersiDictKey,
+    cache_key,
+    to_key,
+    to_prefix,
+)
 from .ops.decide import refuse_overwrite
 from .persi_dict import PLAIN_VALUE_TYPES
 from .store_dict import StoreDict
@@ -63,12 +74,32 @@ class LmdbDict(StoreDict[ValueType]):
       written in one transaction at most every ``atime_flush_interval``
       seconds or ``atime_flush_reads`` reads, on ``close()`` and at exit.
       See ``metadata(key).atime``.
-    * ``ttl`` (seconds) or ``expiration_days``: items expire that long after
-      their last write; expired items are invisible to every operation.
+    * ``ttl`` (seconds) or ``expiration_days``, each a positive finite number
+      or a ``datetime.timedelta``: items expire that long after their last
+      write; expired items are invisible to every operation.
       ``purge_at_open`` (True, "background" or False) deletes them when the
       database is first opened in a process; ``purge()`` does it on demand.
     * ``clock``: the time source (``time.time``); tests inject their own.
     * ``root_prefix``: the key prefix a subdict lives under.
+
+    ``base_dir`` must be a folder or not exist yet (a file is a ValueError).
+
+    Errors: every failure of LMDB (a full disk, an I/O error, a map that
+    cannot grow past ``max_map_size``) raises ``BackendError``, never an
+    ``lmdb`` exception; a failed ``transaction()`` or ``update()`` commits
+    nothing. A record too short for its header, which only another program
+    can write, raises ``CorruptValueError`` naming the key when read (a
+    subdict names the key from the dict that opened the database); listings
+    that read records (under a ``ttl``, ``keys_and_timestamps``) skip it, and
+    the keys-only listing lists it. Opening adopts a map that another process
+    grows meanwhile.
+
+    ``close()`` ends the dict, as for a file: every later operation raises
+    ``ValueError("I/O operation on a closed LmdbDict ...")``; ``get_params()``,
+    ``base_dir`` and the other settings stay readable. It closes the dict's
+    subdicts and copies with it (they share one connection); other LmdbDicts
+    on the database keep working, and the environment closes when the last
+    of them closes.
     """
 
     _lmdb: LmdbBackend
@@ -91,8 +122,8 @@ class LmdbDict(StoreDict[ValueType]):
         track_atime: bool = False,
         atime_flush_interval: float = 5.0,
         atime_flush_reads: int = 1000,
-        ttl: float | None = None,
-        expiration_days: float | None = None,
+        ttl: float | datetime.timedelta | None = None,
+        expiration_days: float | datetime.timedelta | None = None,
         purge_at_open: bool | Literal["background"] = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -112,10 +143,7 @@ class LmdbDict(StoreDict[ValueType]):
             raise ValueError(f"cache_size must be a non-negative int, not {cache_size!r}")
         if ttl is not None and expiration_days is not None:
             raise ValueError("Pass ttl (seconds) or expiration_days, not both")
-        if expiration_days is not None:
-            ttl = float(expiration_days) * 86400.0
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
-            raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+        seconds = _ttl_seconds(ttl, expiration_days)
         if purge_at_open not in (True, False, "background"):
             raise ValueError(f"purge_at_open must be True, False or 'background', not {purge_at_open!r}")
         if not callable(clock):
@@ -127,22 +155,28 @@ class LmdbDict(StoreDict[ValueType]):
             durable=durable,
             readonly=readonly,
         )
-        backend = LmdbBackend(
-            handle,
-            clock=clock,
-            ttl=None if ttl is None else float(ttl),
-            readonly=readonly,
-            track_atime=track_atime,
-            atime_flush_interval=float(atime_flush_interval),
-            atime_flush_reads=int(atime_flush_reads),
-        )
-        self._init_store(
-            backend=backend,
-            root=tuple(to_prefix(root_prefix)),
-            serialization_format=serialization_format,
-            append_only=append_only,
-            base_class_for_values=base_class_for_values,
-        )
+        try:
+            root = tuple(to_prefix(root_prefix))
+            backend = LmdbBackend(
+                handle,
+                clock=clock,
+                ttl=seconds,
+                readonly=readonly,
+                track_atime=track_atime,
+                atime_flush_interval=float(atime_flush_interval),
+                atime_flush_reads=int(atime_flush_reads),
+            )
+            self._init_store(
+                backend=backend,
+                root=root,
+                serialization_format=serialization_format,
+                append_only=append_only,
+                base_class_for_values=base_class_for_values,
+            )
+        except BaseException:
+            handle.release()
+            raise
+        backend.key_of = _key_namer(root, self._layout)
         self._lmdb = backend
         # Bound methods of the hot paths, looked up once.
         self._get_raw = backend.get_raw
@@ -175,7 +209,11 @@ class LmdbDict(StoreDict[ValueType]):
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         if backend.ttl is not None and purge_at_open and not backend.handle.readonly:
-            self._purge_at_open(purge_at_open == "background")
+            try:
+                self._purge_at_open(purge_at_open == "background")
+            except BaseException:
+                backend.close()  # (gives back its use of the environment)
+                raise
 
     def _purge_at_open(self, background: bool) -> None:
         handle = self._lmdb.handle
@@ -209,7 +247,7 @@ class LmdbDict(StoreDict[ValueType]):
             lk = self._lmdb.lmdb_key(self._target(key).loc)
             if len(self._lkeys) >= _LKEY_CACHE_LIMIT:
                 self._lkeys.clear()
-            self._lkeys[key] = lk
+            self._lkeys[cache_key(key)] = lk
         return lk
 
     def __getitem__(self, key: NonEmptyPersiDictKey) -> ValueType:
@@ -389,7 +427,7 @@ class LmdbDict(StoreDict[ValueType]):
     def _forget_targets(self) -> None:
         """Also start with empty caches of LMDB keys (a subdict's keys map to others) and listed names."""
         super()._forget_targets()
-        # Key (a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
+        # Key (cache_key of a NonEmptySafeStrTuple, or a str key as given) -> (LMDB key, kept location).
         self._lkeys: dict[object, tuple[bytes, bytes]] = {}
         # Location bytes relative to the root, as listed -> key (None: no item of this dict).
         self._listed: dict[bytes, NonEmptySafeStrTuple | None] = {}
@@ -420,7 +458,11 @@ class LmdbDict(StoreDict[ValueType]):
         Plain writes inside are queued and written before anything else uses
         the transaction (see ``Batch``): an error they meet, such as a full
         map, may surface at a later operation of the block or at its exit.
+        Any LMDB failure (a full map or disk, an I/O error) is a BackendError,
+        and once one has happened the block commits nothing: its exit raises
+        BackendError even if the block caught the first one.
         """
+        self._check_open()
         handle = self._lmdb.handle
         if self._settings["readonly"]:
             from .errors import BackendError
@@ -446,18 +488,75 @@ class LmdbDict(StoreDict[ValueType]):
 
     def purge(self) -> int:
         """Delete every expired item of the database; return how many were deleted."""
+        self._check_open()
         return self._lmdb.purge()
 
     def flush(self) -> None:
         """Write the recorded access times now."""
+        self._check_open()
         self._lmdb.flush_atimes()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the dict was closed (by ``close()`` on it, one of its subdicts or copies)."""
+        return self._lmdb.closed
+
+    def _check_open(self) -> None:
+        if self._lmdb.closed:
+            from .backends.lmdb_env import closed_error
+
+            raise closed_error(self.base_dir)
+
     def close(self) -> None:
-        """Flush access times. The environment stays open for the process (it is shared)."""
-        self._lmdb.flush_atimes()
+        """Write the recorded access times and close the dict; closing again does nothing.
+
+        Every later operation on it (and on its subdicts and copies) raises
+        ValueError, as on a closed file. Writes queued in this thread's open
+        ``transaction()`` still commit with it. The environment, shared by the
+        LmdbDicts on this database in this process, closes with the last of them
+        (waiting for transactions in flight). Close a dict once no other thread
+        uses it.
+        """
+        self._lmdb.close()
 
     def __enter__(self) -> LmdbDict[ValueType]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _key_namer(root: tuple[str, ...], layout: Layout) -> Callable[[tuple[str, ...]], object]:
+    """The key, under ``root`` in ``layout``, stored at a location (None if none): for error messages."""
+
+    def key_at(loc: tuple[str, ...]) -> object:
+        if loc[: len(root)] != root:
+            return None
+        return layout.key_of(list(loc[len(root) :]))
+
+    return key_at
+
+
+def _ttl_seconds(ttl: object, expiration_days: object) -> float | None:
+    """The ttl in seconds from ``ttl`` or ``expiration_days`` (at most one is given), None for no expiry."""
+    if expiration_days is not None:
+        return _positive_seconds("expiration_days", expiration_days, 86400.0)
+    if ttl is not None:
+        return _positive_seconds("ttl", ttl, 1.0)
+    return None
+
+
+def _positive_seconds(name: str, value: object, unit: float) -> float:
+    """``value`` (in units of ``unit`` seconds, or a timedelta) in seconds: positive and finite.
+
+    A ValueError (TypeError for a non-number) names the parameter ``name``.
+    """
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        seconds = float(value) * unit
+    else:
+        raise TypeError(f"{name} must be a number or a datetime.timedelta, not {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be positive and finite, not {value!r}")
+    return seconds

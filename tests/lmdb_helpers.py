@@ -60,3 +60,28 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def start_python(code: str) -> subprocess.Popen[str]:
+    """Start ``code`` (dedented) in a new interpreter with the project importable; stdout is piped."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def put_raw_record(base_dir: Path, lkey: bytes, data: bytes, db: bytes = b"v") -> None:
+    """Write ``data`` under ``lkey`` in a named database, as another program would (raw ``lmdb``)."""
+    run_python(
+        f"""
+        import lmdb
+        env = lmdb.open({str(base_dir)!r}, max_dbs=4)
+        db = env.open_db({db!r})
+        with env.begin(write=True) as txn:
+            txn.put({lkey!r}, {data!r}, db=db)
+        """
+    )

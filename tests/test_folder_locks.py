@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import multiprocessing
 import os
 import pathlib
@@ -20,9 +21,9 @@ from .threads import run_in_threads
 
 @pytest.fixture(autouse=True)
 def _empty_table() -> Iterator[None]:
-    folder_locks._forget_in_child()  # start and end with no kept descriptors
+    folder_locks._after_fork_in_child()  # start and end with no kept descriptors
     yield
-    folder_locks._forget_in_child()
+    folder_locks._after_fork_in_child()
 
 
 def _held(folder: str) -> folder_locks.FolderLock:
@@ -52,6 +53,7 @@ def test_threads_exclude_each_other(tmp_path: pathlib.Path, take: Callable[[str]
     assert counter[0] == 1600
     # hold_locked() served every thread with one kept descriptor; acquire() keeps none.
     assert list(folder_locks._kept) == ([folder] if take is _held else [])
+    assert folder_locks._live == set(folder_locks._kept.values())  # the others were closed and forgotten
 
 
 def test_held_and_acquired_locks_of_one_folder_exclude_each_other(tmp_path: pathlib.Path) -> None:
@@ -123,6 +125,37 @@ def test_a_forked_child_does_not_share_its_parents_lock(tmp_path: pathlib.Path) 
     child.join(10)
     assert child.exitcode == 0
     assert got_at.value >= released  # it waited for the parent
+
+
+def _lockable_by_another_opener(folder: str) -> bool:
+    fd = os.open(folder, os.O_RDONLY)  # a description of its own: flock excludes it from the others
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@pytest.mark.parametrize("take", [_held, _acquired])
+@pytest.mark.parametrize("end", ["release", "release with fsync", "drop"])
+def test_a_lock_is_unlocked_before_its_descriptor_is_closed(
+    tmp_path: pathlib.Path, take: Callable[[str], Any], end: str
+) -> None:
+    """Closing alone would leave the lock held by any copy of the descriptor (a forked child's)."""
+    folder = str(tmp_path)
+    lock = take(folder)
+    copy = os.dup(lock.fd)  # shares the open file description, as a forked child's copy does
+    try:
+        assert not _lockable_by_another_opener(folder)
+        if end == "drop":
+            folder_locks.drop(folder, lock)
+        else:
+            folder_locks.release(lock, fsync=end == "release with fsync")
+        assert _lockable_by_another_opener(folder)
+    finally:
+        os.close(copy)
 
 
 def test_at_most_the_limit_of_folders_is_kept(

@@ -18,8 +18,26 @@ stands in the folder at the path, so renaming it relative to a stale
 descriptor fails with FileNotFoundError — and then ``drop`` it and call
 ``hold_locked`` again (which reopens the folder). Threads sharing a kept descriptor take its
 threading lock first (``flock`` does not exclude two holders of one
-description). A forked child empties the table: its inherited descriptors
-share the parent's open file descriptions, and so its locks.
+description).
+
+Fork safety. A forked child shares its parent's open file descriptions, and
+with them their locks; so
+
+- every lock is released explicitly (``LOCK_UN``) before its descriptor is
+  closed: closing alone would leave the lock to any child that still has a
+  copy, and an idle child would block the parent (or a child that waits for
+  the folder would wait for itself, forever);
+- a forked child closes its copy of every descriptor of this module, kept or
+  held by any thread at the fork, without unlocking it (that would release
+  the parent's lock), and starts with an empty table and fresh threading
+  locks. A lock object it inherited (one the forking thread held) becomes
+  inert there: ``release`` and ``drop`` only let the next thread in. So a
+  child waits for a folder its parent holds like any other process, and
+  never on what it inherited.
+
+Every open descriptor is in ``_live``; opening and registering, and
+unregistering and closing, happen under ``_fork_guard``, which a fork waits
+for, so a child sees no descriptor of this module that ``_live`` misses.
 """
 
 from __future__ import annotations
@@ -43,13 +61,22 @@ class FolderLock:
     """A descriptor of a folder, the threading lock guarding it, and whether the table keeps it."""
 
     fd: int
+    """The descriptor; ``_CLOSED`` once closed, and in a forked child for an inherited one."""
     guard: threading.Lock
     kept: bool
     usable: bool = True
 
 
+_CLOSED = -1
 _kept: dict[str, FolderLock] = {}
 _kept_guard = threading.Lock()
+_live: set[FolderLock] = set()
+"""Every FolderLock whose descriptor is open, kept or not: what a forked child closes."""
+_fork_guard = threading.RLock()
+"""Held while a descriptor is opened and registered, or unregistered and closed, and across a fork.
+
+Reentrant: a fork from a signal handler that interrupted this thread inside it does not deadlock.
+"""
 
 
 def hold_locked(folder: str) -> FolderLock:
@@ -106,35 +133,43 @@ def acquire(folder: str) -> FolderLock:
 
 
 def release(held: FolderLock, *, fsync: bool = False) -> None:
-    """Unlock (then, with ``fsync``, fsync the folder) and let the next thread in."""
+    """Unlock (then, with ``fsync``, fsync the folder), close a descriptor not kept, let the next thread in.
+
+    The unlock is explicit, not left to the close: a forked child may share the descriptor.
+    """
+    fd = held.fd
     try:
-        if held.kept or fsync:  # closing a descriptor of our own unlocks it anyway
-            fcntl.flock(held.fd, fcntl.LOCK_UN)
-        if fsync:
-            os.fsync(held.fd)
+        if fd != _CLOSED:  # else inherited in a forked child: the parent's lock, not ours to unlock
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            if fsync:
+                os.fsync(fd)
     finally:
         if not held.kept:
-            held.usable = False
-            os.close(held.fd)
+            _close(held)
         held.guard.release()
 
 
 def drop(folder: str, held: FolderLock) -> None:
-    """Forget and close a held descriptor (stale, or its folder cannot lock), then let the next thread in."""
+    """Forget, unlock and close a held descriptor (stale, or unable to lock); let the next thread in."""
     held.usable = False
     if held.kept:
         with _kept_guard:
             if _kept.get(folder) is held:
                 del _kept[folder]
     try:
-        os.close(held.fd)
+        if held.fd != _CLOSED:
+            with contextlib.suppress(OSError):  # a descriptor that cannot lock holds no lock
+                fcntl.flock(held.fd, fcntl.LOCK_UN)
+        _close(held)
     finally:
         held.guard.release()
 
 
 def _open(folder: str, keep: bool) -> FolderLock:
-    fd = os.open(folder, O_DIR)
-    held = FolderLock(fd, threading.Lock(), False)
+    """A new FolderLock of ``folder`` (registered in ``_live``), or the one another thread kept first."""
+    with _fork_guard:
+        held = FolderLock(os.open(folder, O_DIR), threading.Lock(), False)
+        _live.add(held)
     if keep:
         with _kept_guard:
             other = _kept.get(folder)
@@ -142,21 +177,47 @@ def _open(folder: str, keep: bool) -> FolderLock:
                 held.kept = True
                 _kept[folder] = held
         if other is not None:  # another thread kept one first
-            os.close(fd)
+            _close(held)
             return other
     return held
 
 
-def _forget_in_child() -> None:
-    global _kept, _kept_guard
-    inherited = list(_kept.values())
-    _kept = {}
-    _kept_guard = threading.Lock()
+def _close(held: FolderLock) -> None:
+    """Unregister and close ``held``'s descriptor (unlocked already, or never locked); idempotent."""
+    held.usable = False
+    with _fork_guard:
+        fd, held.fd = held.fd, _CLOSED
+        _live.discard(held)
+        if fd != _CLOSED:
+            os.close(fd)
+
+
+def _before_fork() -> None:
+    _fork_guard.acquire()  # no thread is between an open and its registration
+
+
+def _after_fork_in_parent() -> None:
+    _fork_guard.release()
+
+
+def _after_fork_in_child() -> None:
+    """Close every inherited descriptor without unlocking it; start with an empty table and fresh locks.
+
+    Also resets the module's state in this process when called outside a
+    fork (tests), closing descriptors whose locks then go with them.
+    """
+    global _kept, _kept_guard, _live, _fork_guard
+    inherited = _live
+    _kept, _kept_guard, _live, _fork_guard = {}, threading.Lock(), set(), threading.RLock()
     for held in inherited:
         held.usable = False
-        with contextlib.suppress(OSError):
-            os.close(held.fd)
+        fd, held.fd = held.fd, _CLOSED
+        if fd != _CLOSED:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )

@@ -27,6 +27,14 @@ writes, so conditional operations are atomic.
 Expiry (``ttl``): a record whose mtime is more than ``ttl`` seconds old is
 absent for every read, membership test, listing and precondition; ``purge``
 deletes such records.
+
+Errors: every failure of LMDB surfaces as ``BackendError``. A record shorter
+than its header (only another program can write one) is present — ``exists``
+is True, a write replaces it, a delete removes it — but reading it, its stat,
+its metadata or a precondition on it raises ``CorruptValueError`` naming the
+key. Listings that read records (``list_stats``, any listing under a ``ttl``,
+``purge``) skip it; the keys-only listing (``list_raw`` with no ``ttl``)
+reads no record, so it lists its key.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from typing import Any, TypeVar
 import attrs
 import lmdb
 
-from ..errors import BackendError
+from ..errors import BackendError, CorruptValueError
 from .base import (
     Capabilities,
     IfAbsent,
@@ -55,7 +63,7 @@ from .base import (
     ReadAnswer,
     Stat,
 )
-from .lmdb_env import Batch, EnvHandle, QueuedRecord, open_env
+from .lmdb_env import Batch, EnvHandle, QueuedRecord, closed_error, lmdb_error, open_env
 
 __all__ = ["LmdbBackend", "LmdbMetadata", "open_env"]
 
@@ -105,6 +113,9 @@ class LmdbBackend:
         atime_flush_reads: int,
     ) -> None:
         self._h = handle
+        self.key_of: Callable[[Location], object] | None = None
+        """The key stored at a location (None if none), for error messages; unset: name the location."""
+        self._closed = False
         self._clock = clock
         self._ttl = ttl
         self._readonly = readonly or handle.readonly
@@ -126,6 +137,40 @@ class LmdbBackend:
     def handle(self) -> EnvHandle:
         """The process-wide environment handle."""
         return self._h
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Write the recorded read times, then refuse every operation (``closed_error``); idempotent.
+
+        Its writes queued in this thread's transaction are written into it
+        first (they commit with it). The environment closes when the last
+        backend on it closes (see ``EnvHandle.release``).
+        """
+        if self._closed:
+            return
+        h = self._h
+        try:
+            self._flush_own_queue()
+            self.flush_atimes()
+        finally:
+            self._closed = True
+            _TRACKING.discard(self)
+            self._atimes = {}
+            self._h = h.released_copy()
+            h.release()
+
+    def _flush_own_queue(self) -> None:
+        """Write this backend's records queued in this thread's batch, and give up the queue."""
+        h = self._h
+        batch = h.batch
+        if batch is not None and h.batch_owner == _get_ident() and batch.queue_owner is self:
+            batch.flushed()
+            batch.queue_owner = None
+            batch.queue_writer = None
 
     @property
     def ttl(self) -> float | None:
@@ -166,36 +211,86 @@ class LmdbBackend:
         return f"{self._etag_prefix}{txnid}.{seq}"
 
     def _live(self, rec: Any, now: float) -> bool:
+        """Whether ``rec`` has not expired (a record too short for its mtime is live: present)."""
         ttl = self._ttl
-        return ttl is None or now - _TIME.unpack_from(rec, _MTIME_AT)[0] <= ttl
+        try:
+            return ttl is None or now - _TIME.unpack_from(rec, _MTIME_AT)[0] <= ttl
+        except struct.error:
+            return True
 
     def _stat_of(self, rec: Any) -> Stat:
         txnid, seq, _, mtime, kept = _HDR.unpack_from(rec)
         return Stat(f"{self._etag_prefix}{txnid}.{seq}", mtime, len(rec) - _HDR_SIZE - kept)
 
     def _error(self, e: lmdb.Error, operation: str, loc: object = None) -> BackendError:
-        return BackendError(f"LMDB error: {e}", backend=self.describe(), operation=operation, key=loc)
+        return lmdb_error(e, self._h.path, operation, loc)
+
+    def _short_record(
+        self, lkey: bytes | None, e: struct.error, size: int | None = None
+    ) -> CorruptValueError:
+        """The error for the record at ``lkey`` (``size`` bytes): too short for its header (``e``)."""
+        if lkey is None:  # (every caller that parses one record passes its key)
+            return CorruptValueError(
+                f"A record is too short for its header: {e}", backend=self.describe(), operation="read"
+            )
+        text = lkey.decode(errors="replace")
+        loc = tuple(text.split("/"))
+        key = self.key_of(loc) if self.key_of is not None and not lkey.startswith(b"#") else None
+        where = f"{self.describe()}/{text}"
+        if size is None:
+            try:
+                size = self._read(lambda txn: len(txn.get(lkey, b"", db=self._h.vdb)), buffers=True)
+            except Exception:
+                size = 0
+        return CorruptValueError(
+            f"Cannot read the value of key {key if key is not None else text!r} stored at {where} "
+            f"({size} bytes): the record is shorter than the {_HDR_SIZE}-byte header LmdbDict writes "
+            "(another program wrote it)",
+            backend=where,
+            operation="read",
+            key=key if key is not None else text,
+        )
 
     # ------------------------------------------------------------ transactions
 
-    def _read(self, fn: Callable[[lmdb.Transaction[Any]], _T], buffers: bool = False) -> _T:
-        """Run ``fn`` in a short read transaction (or in this thread's batch)."""
+    def _read(
+        self, fn: Callable[[lmdb.Transaction[Any]], _T], buffers: bool = False, lkey: bytes | None = None
+    ) -> _T:
+        """Run ``fn`` in a short read transaction (or in this thread's batch).
+
+        ``lkey``: the LMDB key of the record ``fn`` parses, named if it is too short.
+        """
         h = self._h
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
-            return fn(batch.flushed())
+            try:
+                return fn(batch.flushed())
+            except lmdb.Error as e:
+                raise self._batch_error(batch, e, "read", lkey) from e
+            except struct.error as e:
+                raise self._short_record(lkey, e) from e
         while True:
             env = h.enter()
+            short = None
             try:
                 with env.begin(buffers=buffers) as txn:  # type: ignore[call-overload]
                     return fn(txn)
             except lmdb.MapResizedError:
                 pass
             except lmdb.Error as e:
-                raise self._error(e, "read") from e
+                raise self._error(e, "read", lkey) from e
+            except struct.error as e:
+                short = e
             finally:
                 h.leave()
+            if short is not None:  # (named once the transaction has ended: naming reads the record)
+                raise self._short_record(lkey, short) from short
             h.adopt()
+
+    def _batch_error(self, batch: Batch, e: lmdb.Error, operation: str, lkey: bytes | None) -> BackendError:
+        """``e``, met inside ``batch``, which can then no longer commit."""
+        batch.failed = str(e)
+        return self._error(e, operation, lkey)
 
     def _batch_map_full(self, batch: Batch) -> BackendError:
         batch.map_full = True
@@ -205,8 +300,13 @@ class LmdbBackend:
             backend=self.describe(), operation="write",
         )
 
-    def _write(self, fn: Callable[[lmdb.Transaction[Any], int, int], _T]) -> _T:
-        """Run ``fn(txn, txnid, write_number)`` in one write transaction; grow the map as needed."""
+    def _write(
+        self, fn: Callable[[lmdb.Transaction[Any], int, int], _T], lkey: bytes | None = None
+    ) -> _T:
+        """Run ``fn(txn, txnid, write_number)`` in one write transaction; grow the map as needed.
+
+        ``lkey``: the LMDB key of the record ``fn`` parses, named if it is too short.
+        """
         h = self._h
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
@@ -215,12 +315,19 @@ class LmdbBackend:
                 return fn(txn, batch.txnid, batch.next_seq())
             except lmdb.MapFullError:
                 raise self._batch_map_full(batch) from None
+            except lmdb.Error as e:
+                raise self._batch_error(batch, e, "write", lkey) from e
+            except struct.error as e:
+                raise self._short_record(lkey, e) from e
         if self._readonly:
+            if self._closed:
+                raise closed_error(h.path)
             raise BackendError("The database is read-only", backend=self.describe(), operation="write")
         while True:
             env = h.enter()
             size = h.map_size
             resized = False
+            short = None
             try:
                 txn = env.begin(write=True, buffers=True)
                 try:
@@ -235,9 +342,13 @@ class LmdbBackend:
             except lmdb.MapResizedError:
                 resized = True
             except lmdb.Error as e:
-                raise self._error(e, "write") from e
+                raise self._error(e, "write", lkey) from e
+            except struct.error as e:
+                short = e
             finally:
                 h.leave()
+            if short is not None:
+                raise self._short_record(lkey, short) from short
             if resized:
                 h.adopt()
             else:
@@ -256,7 +367,7 @@ class LmdbBackend:
                 return None
             return self._stat_of(rec)
 
-        return self._read(do, buffers=True)
+        return self._read(do, buffers=True, lkey=lkey)
 
     def exists(self, loc: Location) -> bool:
         """Whether ``loc`` holds a live record."""
@@ -270,7 +381,7 @@ class LmdbBackend:
             rec = txn.get(lkey, db=h.vdb)
             return rec is not None and (self._ttl is None or self._live(rec, self._clock()))
 
-        return self._read(do, buffers=True)
+        return self._read(do, buffers=True, lkey=lkey)
 
     def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
         """Bytes and stat at ``loc``."""
@@ -286,7 +397,7 @@ class LmdbBackend:
                 return NotModified(stat)
             return bytes(rec[len(rec) - stat.size :]), stat
 
-        got = self._read(do)
+        got = self._read(do, lkey=lkey)
         if got is not None and self._track_atime:
             self._touch(lkey)
         return got
@@ -300,7 +411,10 @@ class LmdbBackend:
         h = self._h
         batch = h.batch
         if batch is not None and h.batch_owner == _get_ident():
-            rec = batch.flushed().get(lkey, db=h.vdb)
+            try:
+                rec = batch.flushed().get(lkey, db=h.vdb)
+            except lmdb.Error as e:
+                raise self._batch_error(batch, e, "read", lkey) from e
         else:
             while True:
                 env = h.enter()
@@ -319,9 +433,12 @@ class LmdbBackend:
             return None
         if self._ttl is not None and not self._live(rec, self._clock()):
             return None
+        try:
+            kept = _HDR.unpack_from(rec)[4]
+        except struct.error as e:
+            raise self._short_record(lkey, e, len(rec)) from e
         if self._track_atime:
             self._touch(lkey)
-        kept = _HDR.unpack_from(rec)[4]
         return bytes(rec[_HDR_SIZE + kept :])
 
     def get_versioned(self, lkey: bytes, known: bytes | None) -> tuple[bytes, bytes | None] | None:
@@ -338,7 +455,7 @@ class LmdbBackend:
             kept = _HDR.unpack_from(rec)[4]
             return version, bytes(rec[_HDR_SIZE + kept :])
 
-        got = self._read(do, buffers=True)
+        got = self._read(do, buffers=True, lkey=lkey)
         if got is not None and self._track_atime:
             self._touch(lkey)
         return got
@@ -368,7 +485,7 @@ class LmdbBackend:
             self._write_records(txn, cur, txnid, seq - 1, (((lkey, kept), data, now),))
             return Stat(f"{self._etag_prefix}{txnid}.{seq}", now, len(data))
 
-        return self._write(do)
+        return self._write(do, lkey)
 
     def put(self, loc: Location, data: bytes) -> None:
         """Unconditional write."""
@@ -405,6 +522,8 @@ class LmdbBackend:
             return self._write_records(batch.txn, batch.cursor, batch.txnid, batch.seq, items, batch)
         except lmdb.MapFullError:
             raise self._batch_map_full(batch) from None
+        except lmdb.Error as e:
+            raise self._batch_error(batch, e, "write", None) from e
 
     def _write_records(
         self,
@@ -433,14 +552,22 @@ class LmdbBackend:
                     old = replace(lkey, pack(txnid, seq, 0.0, now, len(kept)) + kept + data)
                 else:
                     old = replace(lkey, pack(txnid, seq, 0.0, now, 0) + data)
-                if old is None or (ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > ttl):
+                try:
+                    if old is None or (ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > ttl):
+                        txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
+                    elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
+                        self._keep_ctime(txn, lkey, old, now)
+                except struct.error:  # a record too short for its header replaced: a new life
                     txn.put(lkey, _TIME.pack(now), db=self._h.cdb)
-                elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:  # a format-1 record: its ctime to ``c``
-                    txn.put(lkey, old[_CTIME_AT:_MTIME_AT], db=self._h.cdb)
         finally:
             if batch is not None:
                 batch.seq = seq  # write numbers stay unique in the batch, whatever stopped the loop
         return seq - after
+
+    def _keep_ctime(self, txn: lmdb.Transaction[Any], lkey: bytes, old: Any, now: float) -> None:
+        """Move a replaced format-1 record's ctime to ``c`` (``now`` if ``old`` is too short for one)."""
+        ctime = bytes(old[_CTIME_AT:_MTIME_AT]) if len(old) >= _HDR_SIZE else _TIME.pack(now)
+        txn.put(lkey, ctime, db=self._h.cdb)
 
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
         """Remove ``loc`` (and its access time); check the precondition in the same transaction."""
@@ -461,7 +588,7 @@ class LmdbBackend:
             txn.delete(lkey, db=h.adb)
             return live
 
-        deleted = self._write(do)
+        deleted = self._write(do, lkey)
         self._atimes.pop(lkey, None)
         return deleted
 
@@ -504,6 +631,7 @@ class LmdbBackend:
         """(location bytes relative to ``prefix``, stat or None) of the live records, read in batches.
 
         For listings that must read the records: their stats, or their mtimes under a ttl.
+        A record too short for its header is skipped (see the module docstring).
         """
         p = ("/".join(prefix) + "/").encode() if prefix else b""
         cut = len(p)
@@ -525,6 +653,8 @@ class LmdbBackend:
                 if not k.startswith(p):
                     done = True
                     return out
+                if len(rec) < _HDR_SIZE:
+                    continue  # a record too short for its header (see the module docstring)
                 if ttl is not None and now - _TIME.unpack_from(rec, _MTIME_AT)[0] > ttl:
                     continue
                 out.append((k[cut:], self._stat_of(rec) if with_records else None))
@@ -553,6 +683,8 @@ class LmdbBackend:
             for k, rec in cur.iternext():
                 if k[:1] != b"#":
                     break
+                if len(rec) < _HDR_SIZE:
+                    continue  # a record too short for its header (see the module docstring)
                 _, _, _, mtime, kept = _HDR.unpack_from(rec)
                 if ttl is not None and now - mtime > ttl:
                     continue
@@ -564,7 +696,10 @@ class LmdbBackend:
         yield from self._read(all_hashed, buffers=True)
 
     def list_raw(self, prefix: Location) -> Iterator[bytes]:
-        """Locations under ``prefix``, relative to it, as bytes (``b"a/b.pkl"``), streamed in batches."""
+        """Locations under ``prefix``, relative to it, as bytes (``b"a/b.pkl"``), streamed in batches.
+
+        With no ``ttl`` no record is read: a record too short for its header is listed.
+        """
         if self._ttl is not None:
             for raw, _ in self._scan(prefix, False):
                 yield raw
@@ -622,10 +757,10 @@ class LmdbBackend:
             txnid, seq, ctime, mtime, kept = _HDR.unpack_from(rec)
             if ctime == 0.0 and h.cdb is not None:  # (else a format-1 record: the ctime is here)
                 c = txn.get(lkey, db=h.cdb)
-                if c is not None:
+                if c is not None and len(c) == _TIME.size:  # (else not ours: no ctime known)
                     ctime = _TIME.unpack_from(c)[0]
             a = txn.get(lkey, db=h.adb) if h.adb is not None else None
-            atime = None if a is None else _TIME.unpack_from(a)[0]
+            atime = None if a is None or len(a) != _TIME.size else _TIME.unpack_from(a)[0]
             return LmdbMetadata(
                 etag=f"{self._etag_prefix}{txnid}.{seq}",
                 ctime=ctime,
@@ -634,7 +769,7 @@ class LmdbBackend:
                 size=len(rec) - _HDR_SIZE - kept,
             )
 
-        meta = self._read(do, buffers=True)
+        meta = self._read(do, buffers=True, lkey=lkey)
         pending = self._atimes.get(lkey)
         if meta is not None and pending is not None and (meta.atime is None or pending > meta.atime):
             meta = attrs.evolve(meta, atime=pending)
@@ -666,7 +801,7 @@ class LmdbBackend:
                 for lkey, t in pending.items():
                     if txn.get(lkey, db=h.vdb) is not None:
                         old = txn.get(lkey, db=h.adb)
-                        if old is None or _TIME.unpack_from(old)[0] < t:
+                        if old is None or len(old) != _TIME.size or _TIME.unpack_from(old)[0] < t:
                             txn.put(lkey, _TIME.pack(t), db=h.adb)
                             n += 1
                 return n
@@ -693,7 +828,7 @@ class LmdbBackend:
                 return
             now = self._clock()
             for n, (k, rec) in enumerate(cur.iternext(), 1):
-                if now - _HDR.unpack_from(rec)[3] > ttl:
+                if len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl:
                     expired.append(bytes(k))
                 if n >= _LIST_BATCH:
                     start = bytes(k) + b"\x00"
@@ -712,7 +847,7 @@ class LmdbBackend:
                 now = self._clock()
                 for lkey in chunk:
                     rec = txn.get(lkey, db=h.vdb)
-                    if rec is not None and now - _HDR.unpack_from(rec)[3] > ttl:
+                    if rec is not None and len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl:
                         txn.delete(lkey, db=h.vdb)
                         txn.delete(lkey, db=h.cdb)
                         txn.delete(lkey, db=h.adb)

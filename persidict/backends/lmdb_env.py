@@ -30,6 +30,19 @@ Threading model
   child that closes an inherited environment would also free the parent's
   reader slots. If a batch is open at fork time, the parent keeps its
   environment and the child cannot use that database (a clear error).
+
+Errors and closing
+------------------
+* Every LMDB failure (a full disk, an I/O error, a map that cannot grow ...)
+  surfaces as ``BackendError``; no ``lmdb.Error`` escapes. A map grown by
+  another process while this one opens the environment is adopted and the
+  open retried.
+* Each ``LmdbBackend`` holds one use of its handle (``open_env``), given back
+  by ``release()`` when its dict is closed. When the last use is given back
+  (outside a write batch), the environment is closed and leaves the
+  registry: the next LmdbDict on that database opens it anew. A closed
+  backend swaps its handle for ``released_copy()``, whose every transaction
+  raises ``closed_error``: a closed dict stays closed, across ``fork()`` too.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from ..errors import BackendError
 
 _DATA_FILE = "data.mdb"
 _FORK_DRAIN_SECONDS = 5.0
+_OPEN_ATTEMPTS = 100  # opens that meet a map grown meanwhile by another process, before giving up
 _ABANDONED: list[Any] = []  # environments inherited across fork: never touched again
 
 
@@ -63,6 +77,16 @@ def _check_format(found: bytes | None, path: str) -> None:
             f"newer than this persidict reads ({FORMAT.decode()}): upgrade persidict",
             backend=f"lmdb:{path}", operation="open",
         )
+
+
+def closed_error(path: str) -> ValueError:
+    """The error of any operation on a closed LmdbDict (as for a closed file)."""
+    return ValueError(f"I/O operation on a closed LmdbDict (lmdb:{path})")
+
+
+def lmdb_error(e: lmdb.Error, path: str, operation: str, key: object = None) -> BackendError:
+    """``e``, an error of the ``lmdb`` module, as a BackendError."""
+    return BackendError(f"LMDB error: {e}", backend=f"lmdb:{path}", operation=operation, key=key)
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -98,7 +122,7 @@ class Batch:
     """
 
     __slots__ = (
-        "cursor", "depth", "map_full", "queue", "queue_owner", "queue_writer", "seq", "txn", "txnid"
+        "cursor", "depth", "failed", "map_full", "queue", "queue_owner", "queue_writer", "seq", "txn", "txnid"
     )
 
     def __init__(self, txn: lmdb.Transaction[Any], db: Any) -> None:
@@ -108,6 +132,8 @@ class Batch:
         self.seq = 0
         self.depth = 1
         self.map_full = False
+        self.failed: str | None = None
+        """The LMDB error an operation of the batch met: the batch cannot commit."""
         self.cursor: lmdb.Cursor[Any] = txn.cursor(db=db)
         """A cursor on the records database, reused by this batch's writes."""
         self.queue: list[QueuedRecord] = []
@@ -168,67 +194,112 @@ class EnvHandle:
         self.batch_owner: int | None = None
         self.purged: set[float] = set()
         self._fork_closed = False
+        self.users = 0
+        """How many LmdbBackends use this handle (see ``open_env`` and ``release``)."""
+        self.released = False
+        """Closed for good by ``release()``: it is never reopened."""
         self._open()
+
+    def released_copy(self) -> EnvHandle:
+        """A handle like this one whose every transaction raises ``closed_error`` (for a closed dict)."""
+        stub = EnvHandle.__new__(EnvHandle)
+        stub.__dict__.update(self.__dict__)
+        stub._cond = threading.Condition(threading.Lock())
+        stub._active = []
+        stub._frozen = False
+        stub._poisoned = None
+        stub.env = None
+        stub.vdb = stub.adb = stub.cdb = None
+        stub.batch = None
+        stub.batch_owner = None
+        stub.released = True
+        return stub
 
     # ------------------------------------------------------------ opening
 
     def _open(self) -> None:
-        try:
-            env = lmdb.open(
-                self.path,
-                map_size=self._map_size,
-                max_dbs=4,
-                readonly=self.readonly,
-                sync=self.durable,
-                metasync=self.durable,
-                create=not self.readonly,
-                subdir=True,
-            )
-        except lmdb.Error as e:
-            raise BackendError(
-                f"Cannot open the LMDB database at {self.path!r}: {e}", backend=f"lmdb:{self.path}",
-                operation="open",
-            ) from e
-        try:
-            env.reader_check()
-            if self.readonly:
-                with env.begin() as txn:
-                    names = set(txn.cursor().iternext(values=False))
-                if b"v" not in names:
-                    raise BackendError(
-                        f"{self.path!r} holds no LmdbDict database (opened read-only)",
-                        backend=f"lmdb:{self.path}", operation="open",
-                    )
-                self.vdb = env.open_db(b"v", create=False)
-                self.adb = env.open_db(b"a", create=False) if b"a" in names else None
-                self.cdb = env.open_db(b"c", create=False) if b"c" in names else None
-                mdb = env.open_db(b"m", create=False)
-                with env.begin() as txn:
-                    dbid = txn.get(b"dbid", db=mdb) or b"0"
-                    _check_format(txn.get(b"format", db=mdb), self.path)
-            else:
-                self.vdb = env.open_db(b"v")
-                self.adb = env.open_db(b"a")
-                self.cdb = env.open_db(b"c")
-                mdb = env.open_db(b"m")
-                with env.begin() as rtxn:
-                    found = rtxn.get(b"dbid", db=mdb)
-                    _check_format(rtxn.get(b"format", db=mdb), self.path)
+        """Open the environment and its named databases.
+
+        A map grown by another process between the open and the first
+        transaction (``MapResizedError``) is adopted, and the open retried.
+        """
+        for _ in range(_OPEN_ATTEMPTS):
+            try:
+                env = lmdb.open(
+                    self.path,
+                    map_size=self._map_size,
+                    max_dbs=4,
+                    readonly=self.readonly,
+                    sync=self.durable,
+                    metasync=self.durable,
+                    create=not self.readonly,
+                    subdir=True,
+                )
+            except lmdb.MapResizedError:
+                continue  # (py-lmdb's open runs a first transaction): open again
+            except lmdb.Error as e:
+                raise self._open_error(e) from e
+            try:
+                dbid = self._prepare(env)
+            except lmdb.MapResizedError:
+                env.close()
+                continue
+            except lmdb.Error as e:
+                env.close()
+                raise self._open_error(e) from e
+            except BaseException:
+                env.close()
+                raise
+            self.dbid = dbid.decode()
+            self.max_key_size = env.max_key_size()
+            self._map_size = env.info()["map_size"]
+            self.env = env
+            return
+        raise BackendError(
+            f"Cannot open the LMDB database at {self.path!r}: another process kept growing its map "
+            f"({_OPEN_ATTEMPTS} attempts)",
+            backend=self.describe(), operation="open",
+        )
+
+    def _open_error(self, e: lmdb.Error) -> BackendError:
+        return BackendError(
+            f"Cannot open the LMDB database at {self.path!r}: {e}", backend=self.describe(), operation="open"
+        )
+
+    def _prepare(self, env: lmdb.Environment) -> bytes:
+        """Open the named databases of a new ``env`` (creating them if writable); return the db id."""
+        env.reader_check()
+        if self.readonly:
+            with env.begin() as txn:
+                names = set(txn.cursor().iternext(values=False))
+            if b"v" not in names:
+                raise BackendError(
+                    f"{self.path!r} holds no LmdbDict database (opened read-only)",
+                    backend=self.describe(), operation="open",
+                )
+            self.vdb = env.open_db(b"v", create=False)
+            self.adb = env.open_db(b"a", create=False) if b"a" in names else None
+            self.cdb = env.open_db(b"c", create=False) if b"c" in names else None
+            mdb = env.open_db(b"m", create=False)
+            with env.begin() as txn:
+                dbid = txn.get(b"dbid", db=mdb) or b"0"
+                _check_format(txn.get(b"format", db=mdb), self.path)
+            return bytes(dbid)
+        self.vdb = env.open_db(b"v")
+        self.adb = env.open_db(b"a")
+        self.cdb = env.open_db(b"c")
+        mdb = env.open_db(b"m")
+        with env.begin() as rtxn:
+            found = rtxn.get(b"dbid", db=mdb)
+            _check_format(rtxn.get(b"format", db=mdb), self.path)
+        if found is None:
+            with env.begin(write=True) as txn:
+                found = txn.get(b"dbid", db=mdb)
                 if found is None:
-                    with env.begin(write=True) as txn:
-                        found = txn.get(b"dbid", db=mdb)
-                        if found is None:
-                            found = os.urandom(4).hex().encode()
-                            txn.put(b"dbid", found, db=mdb)
-                            txn.put(b"format", FORMAT, db=mdb)
-                dbid = found
-        except BaseException:
-            env.close()
-            raise
-        self.dbid = dbid.decode()
-        self.max_key_size = env.max_key_size()
-        self._map_size = env.info()["map_size"]
-        self.env = env
+                    found = os.urandom(4).hex().encode()
+                    txn.put(b"dbid", found, db=mdb)
+                    txn.put(b"format", FORMAT, db=mdb)
+        return bytes(found)
 
     def describe(self) -> str:
         """``lmdb:<path>``."""
@@ -255,6 +326,8 @@ class EnvHandle:
                 while self._frozen:
                     self._cond.wait()
                 if self.env is None:
+                    if self.released:
+                        raise closed_error(self.path)
                     if self._poisoned is not None:
                         raise BackendError(self._poisoned, backend=self.describe(), operation="open")
                     self._open()
@@ -287,27 +360,34 @@ class EnvHandle:
                 env = self.env
                 if env is None:
                     return  # closed for fork meanwhile: reopening adopts the size
-                env.reader_check()
-                if action == "adopt":
-                    env.set_mapsize(0)
-                else:
-                    current = env.info()["map_size"]
-                    if current > seen_size:
-                        self._map_size = current  # another thread grew it meanwhile
-                        return
-                    new = current * 2
-                    if self.max_map_size is not None:
-                        new = min(new, self.max_map_size)
-                    if new <= current:
-                        raise BackendError(
-                            f"The LMDB map is full at {current} bytes (max_map_size={self.max_map_size})",
-                            backend=self.describe(), operation="write",
-                        )
-                    env.set_mapsize(new)
-                self._map_size = env.info()["map_size"]
+                try:
+                    self._resize(env, action, seen_size)
+                except lmdb.Error as e:
+                    raise lmdb_error(e, self.path, "grow" if action == "grow" else "open") from e
             finally:
                 self._frozen = False
                 self._cond.notify_all()
+
+    def _resize(self, env: lmdb.Environment, action: str, seen_size: int) -> None:
+        """``_exclusive``'s work: adopt the map size on file, or double the map."""
+        env.reader_check()
+        if action == "adopt":
+            env.set_mapsize(0)
+        else:
+            current = env.info()["map_size"]
+            if current > seen_size:
+                self._map_size = current  # another thread grew it meanwhile
+                return
+            new = current * 2
+            if self.max_map_size is not None:
+                new = min(new, self.max_map_size)
+            if new <= current:
+                raise BackendError(
+                    f"The LMDB map is full at {current} bytes (max_map_size={self.max_map_size})",
+                    backend=self.describe(), operation="write",
+                )
+            env.set_mapsize(new)
+        self._map_size = env.info()["map_size"]
 
     def grow(self, seen_size: int) -> None:
         """Double the map (up to ``max_map_size``) unless it grew past ``seen_size`` already."""
@@ -344,6 +424,9 @@ class EnvHandle:
                 self.leave()
                 self.adopt()
                 continue
+            except lmdb.Error as e:
+                self.leave()
+                raise lmdb_error(e, self.path, "transaction") from e
             except BaseException:
                 self.leave()
                 raise
@@ -364,6 +447,11 @@ class EnvHandle:
         size = self._map_size
         full = batch.map_full
         try:
+            if commit and not full and batch.failed is not None:
+                raise BackendError(
+                    f"LMDB error inside the transaction: {batch.failed}; nothing of it was committed",
+                    backend=self.describe(), operation="transaction",
+                )
             if commit and not full:
                 batch.flushed().commit()
             else:
@@ -372,6 +460,11 @@ class EnvHandle:
             batch.txn.abort()
             full = isinstance(e, lmdb.MapFullError) or batch.map_full
             if not full:
+                if isinstance(e, lmdb.Error):
+                    raise BackendError(
+                        f"LMDB error: {e}; nothing of the transaction was committed",
+                        backend=self.describe(), operation="transaction",
+                    ) from e
                 raise
         finally:
             self.leave()
@@ -390,6 +483,8 @@ class EnvHandle:
         try:
             info = env.info()
             stat = env.stat()
+        except lmdb.Error as e:
+            raise lmdb_error(e, self.path, "transaction") from e
         finally:
             self.leave()
         used = (info["last_pgno"] + 1) * stat["psize"]
@@ -397,6 +492,33 @@ class EnvHandle:
             self.max_map_size is None or self._map_size < self.max_map_size
         ):
             self.grow(self._map_size)
+
+    # ------------------------------------------------------------ closing
+
+    def release(self) -> None:
+        """Give back a use from ``open_env``; the last one closes the environment for good.
+
+        The environment stays open while a write batch is open: the next
+        ``open_env`` of the database then reuses it.
+        """
+        _release(self)
+
+    def _close_for_good(self) -> None:
+        """Close the environment once no transaction is in flight; never reopen it."""
+        with self._cond:
+            while self._frozen:
+                self._cond.wait()
+            self._frozen = True
+            try:
+                while self._active:
+                    self._cond.wait()
+                self.released = True
+                env, self.env = self.env, None
+                if env is not None:
+                    env.close()
+            finally:
+                self._frozen = False
+                self._cond.notify_all()
 
     # ------------------------------------------------------------ fork
 
@@ -450,10 +572,13 @@ _REGISTRY_LOCK = threading.Lock()
 def open_env(
     path: str, *, map_size: int, max_map_size: int | None, durable: bool, readonly: bool
 ) -> EnvHandle:
-    """The process's handle for the database at ``path`` (opened on first use)."""
+    """The process's handle for the database at ``path`` (opened on first use), with one more use.
+
+    Give the use back with ``EnvHandle.release()``. ``path`` must be a folder
+    (or not exist yet): a file there, or above it, is a ValueError.
+    """
     path = os.path.abspath(path)
-    if not readonly:
-        os.makedirs(path, exist_ok=True)
+    _make_folder(path, create=not readonly)
     with _REGISTRY_LOCK:
         ident = _file_id(path)
         h = _REGISTRY.get(ident) if ident is not None else None
@@ -465,19 +590,52 @@ def open_env(
             assert ident is not None
             _REGISTRY[ident] = h
             _ALL.add(h)
-            return h
-        if h.durable != durable:
-            raise ValueError(
-                f"The LMDB database {path!r} is already open in this process with durable={h.durable}; "
-                "durability is a property of the open environment"
-            )
-        if h.readonly and not readonly:
-            raise ValueError(
-                f"The LMDB database {path!r} is already open read-only in this process"
-            )
-        if max_map_size is not None and (h.max_map_size is None or max_map_size > h.max_map_size):
-            h.max_map_size = max_map_size
+        else:
+            _check_compatible(h, durable=durable, readonly=readonly)
+            if max_map_size is not None and (h.max_map_size is None or max_map_size > h.max_map_size):
+                h.max_map_size = max_map_size
+        h.users += 1
         return h
+
+
+def _make_folder(path: str, *, create: bool) -> None:
+    """Check that ``path`` can be a database folder; make it (and its parents) if ``create``."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"base_dir {path!r} exists and is not a folder")
+    if not create:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ValueError(f"base_dir {path!r} lies under a file, not a folder ({e})") from e
+    except OSError as e:
+        raise BackendError(
+            f"Cannot make the folder of the LMDB database: {e}", backend=f"lmdb:{path}", operation="open"
+        ) from e
+
+
+def _check_compatible(h: EnvHandle, *, durable: bool, readonly: bool) -> None:
+    """Raise if ``h``, already open, cannot serve a dict opened with these settings."""
+    if h.durable != durable:
+        raise ValueError(
+            f"The LMDB database {h.path!r} is already open in this process with durable={h.durable}; "
+            "durability is a property of the open environment"
+        )
+    if h.readonly and not readonly:
+        raise ValueError(f"The LMDB database {h.path!r} is already open read-only in this process")
+
+
+def _release(h: EnvHandle) -> None:
+    """``EnvHandle.release``'s work, under the registry lock."""
+    with _REGISTRY_LOCK:
+        h.users -= 1
+        if h.users > 0 or h.released or h.batch is not None:
+            return  # still in use (or inside a write batch: it stays open, for the next user)
+        for ident, other in list(_REGISTRY.items()):
+            if other is h:
+                del _REGISTRY[ident]
+        _ALL.discard(h)
+        h._close_for_good()
 
 
 _FORKING: list[EnvHandle] = []  # the handles locked by _before_fork, in order
