@@ -54,7 +54,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import lmdb
+try:
+    import lmdb
+except ImportError as _missing:  # tests/test_extras.py hides lmdb to check this message
+    raise ImportError(
+        f"LmdbDict needs lmdb ({_missing}): pip install 'persidict[lmdb]'", name=_missing.name
+    ) from _missing
 
 from ..errors import BackendError
 
@@ -64,19 +69,32 @@ _OPEN_ATTEMPTS = 100  # opens that meet a map grown meanwhile by another process
 _ABANDONED: list[Any] = []  # environments inherited across fork: never touched again
 
 
-FORMAT = b"2"
-"""The record format of databases this code creates (see lmdb.py); it reads and writes format 1 too."""
+FORMAT = b"3"
+"""The format of databases this code creates (see lmdb.py); it reads and writes formats 1 and 2 too.
+
+Format 3 has the records of format 2; every writer also registers the
+serialisation format (the extension of its locations) of each LmdbDict it
+opens for writing in ``m`` under ``FORMATS`` (see ``register_format``), so
+a root LmdbDict whose format is the only one registered knows that every
+record of ``v`` is one of its items, and ``len()`` is LMDB's entry count.
+Format-2 code refuses to open a format-3 database, so no writer skips the
+registration.
+"""
+
+FORMATS = b"formats"
+"""The key, in ``m``, of the serialisation formats registered (extensions, sorted, one a line)."""
 
 
-def _check_format(found: bytes | None, path: str) -> None:
-    """Raise if the database's format is newer than this code."""
+def _check_format(found: bytes | None, path: str) -> bytes:
+    """The database's format; raise if it is newer than this code."""
     fmt = found or b"1"
-    if fmt not in (b"1", FORMAT):
+    if fmt not in (b"1", b"2", FORMAT):
         raise BackendError(
             f"The LMDB database at {path!r} has record format {fmt.decode(errors='replace')!r}, "
             f"newer than this persidict reads ({FORMAT.decode()}): upgrade persidict",
             backend=f"lmdb:{path}", operation="open",
         )
+    return fmt
 
 
 def closed_error(path: str) -> ValueError:
@@ -122,7 +140,8 @@ class Batch:
     """
 
     __slots__ = (
-        "cursor", "depth", "failed", "map_full", "queue", "queue_owner", "queue_writer", "seq", "txn", "txnid"
+        "cursor", "depth", "failed", "map_full", "on_abort", "queue", "queue_owner", "queue_writer", "seq",
+        "txn", "txnid",
     )
 
     def __init__(self, txn: lmdb.Transaction[Any], db: Any) -> None:
@@ -140,6 +159,8 @@ class Batch:
         self.queue_owner: object = None
         """Who queued the records: the one whose ``queue_writer`` writes them."""
         self.queue_writer: Callable[[Batch, list[QueuedRecord]], object] | None = None
+        self.on_abort: list[Callable[[], object]] = []
+        """Run (in their own transactions) once the batch has ended without committing."""
 
     def next_seq(self) -> int:
         """A number unique among this transaction's writes."""
@@ -188,6 +209,11 @@ class EnvHandle:
         self.vdb: Any = None
         self.adb: Any = None
         self.cdb: Any = None
+        self.mdb: Any = None
+        self.format = FORMAT
+        """The database's format (b"1", b"2" or FORMAT), read at open."""
+        self.formats: frozenset[str] = frozenset()
+        """Serialisation formats known to be registered (``register_format``): a cache that only grows."""
         self.dbid = ""
         self.max_key_size = 511
         self.batch: Batch | None = None
@@ -209,7 +235,7 @@ class EnvHandle:
         stub._frozen = False
         stub._poisoned = None
         stub.env = None
-        stub.vdb = stub.adb = stub.cdb = None
+        stub.vdb = stub.adb = stub.cdb = stub.mdb = None
         stub.batch = None
         stub.batch_owner = None
         stub.released = True
@@ -228,7 +254,7 @@ class EnvHandle:
                 env = lmdb.open(
                     self.path,
                     map_size=self._map_size,
-                    max_dbs=4,
+                    max_dbs=8,  # ours (v, a, c, m), and room to read others' (PersistDict's three)
                     readonly=self.readonly,
                     sync=self.durable,
                     metasync=self.durable,
@@ -280,25 +306,29 @@ class EnvHandle:
             self.vdb = env.open_db(b"v", create=False)
             self.adb = env.open_db(b"a", create=False) if b"a" in names else None
             self.cdb = env.open_db(b"c", create=False) if b"c" in names else None
-            mdb = env.open_db(b"m", create=False)
+            self.mdb = mdb = env.open_db(b"m", create=False)
             with env.begin() as txn:
                 dbid = txn.get(b"dbid", db=mdb) or b"0"
-                _check_format(txn.get(b"format", db=mdb), self.path)
+                self.format = _check_format(txn.get(b"format", db=mdb), self.path)
             return bytes(dbid)
         self.vdb = env.open_db(b"v")
         self.adb = env.open_db(b"a")
         self.cdb = env.open_db(b"c")
-        mdb = env.open_db(b"m")
+        self.mdb = mdb = env.open_db(b"m")
         with env.begin() as rtxn:
             found = rtxn.get(b"dbid", db=mdb)
-            _check_format(rtxn.get(b"format", db=mdb), self.path)
+            fmt = _check_format(rtxn.get(b"format", db=mdb), self.path)
         if found is None:
             with env.begin(write=True) as txn:
                 found = txn.get(b"dbid", db=mdb)
+                fmt = _check_format(txn.get(b"format", db=mdb), self.path)
                 if found is None:
                     found = os.urandom(4).hex().encode()
+                    # Records there already (written by another program) were registered by nobody.
+                    fmt = FORMAT if txn.stat(self.vdb)["entries"] == 0 else b"2"
                     txn.put(b"dbid", found, db=mdb)
-                    txn.put(b"format", FORMAT, db=mdb)
+                    txn.put(b"format", fmt, db=mdb)
+        self.format = fmt
         return bytes(found)
 
     def describe(self) -> str:
@@ -446,6 +476,7 @@ class EnvHandle:
         self.batch_owner = None
         size = self._map_size
         full = batch.map_full
+        committed = False
         try:
             if commit and not full and batch.failed is not None:
                 raise BackendError(
@@ -454,6 +485,7 @@ class EnvHandle:
                 )
             if commit and not full:
                 batch.flushed().commit()
+                committed = True
             else:
                 batch.txn.abort()
         except BaseException as e:
@@ -468,6 +500,8 @@ class EnvHandle:
                 raise
         finally:
             self.leave()
+            if not committed:
+                _redo(batch.on_abort)
         if full:
             self.grow(size)
             if commit:  # (also when the error was swallowed inside the block: it did not commit)
@@ -562,6 +596,15 @@ class EnvHandle:
                 f"The LMDB database {self.path!r} was in use by a transaction when this process "
                 "was forked, so it cannot be reopened in the child process"
             )
+
+
+def _redo(actions: list[Callable[[], object]]) -> None:
+    """Run the ``on_abort`` actions of a batch that did not commit (best effort: it is failing already)."""
+    for action in actions:
+        try:
+            action()
+        except Exception:  # (the batch's own error is the one to raise)
+            continue
 
 
 _REGISTRY: dict[tuple[int, int], EnvHandle] = {}
