@@ -16,15 +16,28 @@ diskcache.Cache is the peer: "vs diskcache" is diskcache time / LmdbDict time.
 Targets: get >= 1.5x diskcache and >= 0.2x raw lmdb; durable set >= 0.8x raw
 per-operation durable; batched set >= 0.5x raw batched.
 
-Usage: python benchmarks/bench_lmdb.py [--n 5000] [--repeat 7] [--out PATH] [--dir FOLDER]
+Batches (issue 14), ``--batch-n`` items (10,000), each row the MEDIAN of interleaved rounds
+(garbage collector off while timed, as in ``timeit``):
+  write                raw: every item in one write transaction; LmdbDict: ``update(items)`` and
+                       ``set_many(items)`` (one transaction each)                  target >= 0.6x raw
+  read                 raw: every key in one read transaction, into a dict; LmdbDict: ``get_many(keys)``
+                       (an LmdbDict without it, the code before: a loop of ``d[k]``) target >= 0.8x raw
+  len()                raw: ``txn.stat()["entries"]``; LmdbDict: ``len(d)`` of a dict without expiry,
+                       at 3,000 and at 30,000 keys (constant time: the same)      target >= 0.1x raw
+  iterate              raw: a cursor over every key; LmdbDict: ``list(d)``          target >= 0.25x raw
+
+Usage: python benchmarks/bench_lmdb.py [--n 5000] [--batch-n 10000] [--repeat 7] [--only-batches]
+       [--out PATH] [--dir FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import pickle
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -69,6 +82,28 @@ def interleaved(fns: list[Callable[[], Any]], repeat: int) -> list[float]:
     return times
 
 
+def interleaved_median(fns: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """The median wall time of each of ``fns`` over ``max(repeat, 3)`` interleaved rounds (each runs once).
+
+    As ``timeit`` does, the garbage collector is off while a contestant runs
+    (and collects before it): otherwise whoever happens to trigger a full
+    collection of the process pays for every object the others keep.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(max(repeat, 3)):
+        for j in range(len(fns)):
+            i = (r + j) % len(fns)
+            gc.collect()
+            gc.disable()
+            try:
+                t = time.perf_counter()
+                fns[i]()
+                times[i].append(time.perf_counter() - t)
+            finally:
+                gc.enable()
+    return [statistics.median(ts) for ts in times]
+
+
 def value(i: int) -> dict[str, Any]:
     """A small, typical value (~100 bytes pickled)."""
     return {"id": i, "name": f"item-{i}", "tags": ["a", "b"], "score": i * 0.5}
@@ -109,6 +144,84 @@ class Raw:
     def iterate(self) -> int:
         with self.env.begin() as txn:
             return sum(1 for _ in txn.cursor().iternext(values=False))
+
+    def get_batched(self, keys: list[bytes]) -> dict[bytes, Any]:
+        loads = pickle.loads
+        with self.env.begin() as txn:
+            return {k: loads(txn.get(k)) for k in keys}  # type: ignore[arg-type]
+
+    def keys(self) -> list[bytes]:
+        with self.env.begin() as txn:
+            return list(txn.cursor().iternext(values=False))
+
+    def count(self) -> int:
+        with self.env.begin() as txn:
+            entries: int = txn.stat()["entries"]
+            return entries
+
+
+def run_batches(
+    n: int, repeat: int, folder: str | None = None
+) -> list[tuple[str, float, float, float | None]]:
+    """The batch rows (issue 14): (operation, floor µs/item, LmdbDict µs/item, None), medians."""
+    tmp = tempfile.mkdtemp(prefix="bench-lmdb-batch-", dir=folder)
+    keys = [f"k{i}" for i in range(n)]
+    bkeys = [k.encode() for k in keys]
+    values = [value(i) for i in range(n)]
+    pairs = dict(zip(keys, values, strict=True))
+    rows: list[tuple[str, float, float, float | None]] = []
+    try:
+        raw = Raw(os.path.join(tmp, "raw"), False)
+        d = LmdbDict[Any](base_dir=os.path.join(tmp, "ld"), map_size=MAP, durable=False)
+        set_many = getattr(d, "set_many", d.update)  # (the code before issue 14 has update() only)
+        raw.set_batched(bkeys, values)
+        d.update(pairs)
+        t_raw, t_up, t_sm = interleaved_median(
+            [lambda: raw.set_batched(bkeys, values), lambda: d.update(pairs), lambda: set_many(pairs)], repeat
+        )
+        rows.append((f"batch write {n} items: update() (1 txn)", t_raw / n, t_up / n, None))
+        rows.append((f"batch write {n} items: set_many() (1 txn)", t_raw / n, t_sm / n, None))
+
+        get_many: Callable[[list[str]], Any] = getattr(d, "get_many", None) or (
+            lambda ks: {k: d[k] for k in ks}  # (the code before issue 14: a loop of d[k])
+        )
+        assert len(get_many(keys)) == len(raw.get_batched(bkeys)) == n
+        t_raw, t_gm = interleaved_median([lambda: raw.get_batched(bkeys), lambda: get_many(keys)], repeat)
+        rows.append((f"batch read {n} items: get_many() (1 read txn)", t_raw / n, t_gm / n, None))
+
+        t_raw, t_it = interleaved_median([raw.keys, lambda: list(d)], repeat)
+        rows.append((f"batch iterate {n} keys: list(d)", t_raw / n, t_it / n, None))
+
+        for count in (3000, 30000):
+            sub_raw = Raw(os.path.join(tmp, f"raw-{count}"), False)
+            sub = LmdbDict[Any](base_dir=os.path.join(tmp, f"ld-{count}"), map_size=MAP, durable=False)
+            ks = [f"c{i}" for i in range(count)]
+            sub_raw.set_batched([k.encode() for k in ks], list(range(count)))
+            sub.update(dict.fromkeys(ks, 0))
+            assert len(sub) == sub_raw.count() == count
+            # (a slow len(), the code before, gets fewer calls: the time per call is what counts)
+            calls = 20 if _per_call(sub.__len__) > 1e-4 else 2000
+
+            def raw_len(r: Raw = sub_raw, calls: int = calls) -> None:
+                for _ in range(calls):
+                    r.count()
+
+            def ld_len(x: LmdbDict[Any] = sub, calls: int = calls) -> None:
+                for _ in range(calls):
+                    len(x)
+
+            t_raw, t_len = interleaved_median([raw_len, ld_len], repeat)
+            rows.append((f"batch len() at {count} keys (per call)", t_raw / calls, t_len / calls, None))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def _per_call(fn: Callable[[], Any]) -> float:
+    """Seconds one call of ``fn`` takes (a first estimate)."""
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def run(n: int, repeat: int, folder: str | None = None) -> list[tuple[str, float, float, float | None]]:
@@ -250,11 +363,29 @@ TARGETS = {
     "set (batched: update(), 1 txn)": (0.5, None),
 }
 
+BATCH_TARGETS = {  # (the start of a row's name: the least ratio to raw lmdb)
+    "batch write": 0.6,
+    "batch read": 0.8,
+    "batch iterate": 0.25,
+    "batch len()": 0.1,
+}
 
-def report(rows: list[tuple[str, float, float, float | None]], n: int) -> str:
+
+def _target(name: str) -> tuple[float, float | None] | None:
+    """The (raw, diskcache) target of a row, if it has one."""
+    if name in TARGETS:
+        return TARGETS[name]
+    for start, t_raw in BATCH_TARGETS.items():
+        if name.startswith(start):
+            return (t_raw, None)
+    return None
+
+
+def report(rows: list[tuple[str, float, float, float | None]], n: int, title: str | None = None) -> str:
     """A markdown table of the rows, with the targets checked."""
     lines = [
-        f"LmdbDict vs raw lmdb + pickle and diskcache ({n} items, ~100-byte values, best of runs; "
+        title
+        or f"LmdbDict vs raw lmdb + pickle and diskcache ({n} items, ~100-byte values, best of runs; "
         "ratio = other time / LmdbDict time, higher is better for LmdbDict)",
         "",
         "| operation | raw lmdb µs | LmdbDict µs | diskcache µs | vs raw | vs diskcache | target |",
@@ -264,8 +395,9 @@ def report(rows: list[tuple[str, float, float, float | None]], n: int) -> str:
         vs_raw = floor / ours
         vs_dc = None if peer is None else peer / ours
         target = ""
-        if name in TARGETS:
-            t_raw, t_dc = TARGETS[name]
+        wanted = _target(name)
+        if wanted is not None:
+            t_raw, t_dc = wanted
             ok = vs_raw >= t_raw and (t_dc is None or (vs_dc is not None and vs_dc >= t_dc))
             target = f">= {t_raw}x raw" + (f", >= {t_dc}x diskcache" if t_dc else "")
             target += " — " + ("met" if ok else "MISSED")
@@ -283,11 +415,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--batch-n", type=int, default=10000, help="items of the batch rows (issue 14)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only-batches", action="store_true", help="run the batch rows only")
     parser.add_argument("--out", default=None, help="write the markdown report here")
     parser.add_argument("--dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
-    text = report(run(args.n, args.repeat, args.dir), args.n)
+    text = "" if args.only_batches else report(run(args.n, args.repeat, args.dir), args.n) + "\n"
+    title = (
+        f"LmdbDict batches vs raw lmdb + pickle ({args.batch_n} items, ~100-byte values, median of "
+        f"{max(args.repeat, 3)} interleaved rounds; ratio = raw time / LmdbDict time, higher is better)"
+    )
+    text += report(run_batches(args.batch_n, args.repeat, args.dir), args.batch_n, title)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar, overload
 
 from .backends.null import NullBackend
 from .codecs import Codec
+from .concurrency import check_max_workers
 from .flags import ITEM_NOT_AVAILABLE, TransformingFunction, ValueType
 from .keys import NonEmptyPersiDictKey, to_key
 from .persi_dict import check_n_retries
+from .progress import ProgressOption
 from .results import OperationResult
 from .store_dict import StoreDict
 
@@ -84,6 +87,19 @@ class EmptyDict(StoreDict[ValueType]):
     def discard(self, key: NonEmptyPersiDictKey) -> bool:
         """Always False."""
         return False
+
+    def discard_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> int:
+        """Check the keys; always 0: there is nothing to delete."""
+        check_max_workers(max_workers)
+        for k in keys:
+            to_key(k)
+        return 0
 
     def transform_item(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 MutationPolicy = Literal["append-only", "write-once"]
@@ -67,3 +68,42 @@ def _rebuild_backend_error(
 
 class CorruptValueError(BackendError):
     """A stored value could not be decoded."""
+
+
+class BatchError(ExceptionGroup[Exception]):
+    """Some items of a batch operation failed; the others were done (each item is all-or-nothing).
+
+    An ``ExceptionGroup`` of the items' exceptions (``except* BackendError``
+    works), with ``keys`` (the failed keys, in the batch's order) and
+    ``failures`` (key -> its exception). A batch with a single failure
+    raises that exception itself instead.
+    """
+
+    keys: list[object]
+    failures: dict[object, Exception]
+
+    def __new__(cls, message: str, failures: list[tuple[object, Exception]]) -> BatchError:
+        self = super().__new__(cls, message, [e for _, e in failures])
+        self.keys = [k for k, _ in failures]
+        self.failures = dict(failures)
+        return self
+
+    def __init__(self, message: str, failures: list[tuple[object, Exception]]) -> None:
+        super().__init__(message, [e for _, e in failures])
+
+    def derive(self, excs: Sequence[Exception], /) -> BatchError:  # type: ignore[override]
+        """The same kind of group over a subset of the exceptions (for ``except*`` and ``split``)."""
+        kept = {id(e) for e in excs}
+        return BatchError(self.message, [(k, e) for k, e in self.failures.items() if id(e) in kept])
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (type(self), (self.message, list(self.failures.items())))
+
+
+def batch_error(operation: str, failures: list[tuple[object, Exception]]) -> Exception:
+    """The exception for a batch with ``failures``: the one exception, or a BatchError naming every key."""
+    if len(failures) == 1:
+        return failures[0][1]
+    keys = ", ".join(repr(k) for k, _ in failures[:20])
+    more = f" and {len(failures) - 20} more" if len(failures) > 20 else ""
+    return BatchError(f"{operation} failed for {len(failures)} keys: {keys}{more}", failures)

@@ -320,9 +320,8 @@ class LocalDict(StoreDict[ValueType]):
         """Whether the dict holds any item (counted, not listed)."""
         return self._backend.count(self._root) > 0
 
-    def clear(self) -> None:
+    def _clear(self) -> None:
         """Delete every item of this dict (and of its subdicts) at once."""
-        self._forbid_delete("clear")
         self._backend.delete_prefix(self._root)
 
     # ------------------------------------------------------------ copies

@@ -26,10 +26,11 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Literal, Self, TypeVar, overload
 
 from .codecs import Codec, TextCodec, codec_for
-from .errors import MutationPolicyError
+from .concurrency import DEFAULT_MAX_WORKERS, check_max_workers, map_outcomes
+from .errors import MutationPolicyError, batch_error
 from .flags import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
@@ -57,6 +58,8 @@ from .keys import (
     to_key,
     to_prefix,
 )
+from .ops.run_many import ABSENT, OnDone
+from .progress import ProgressOption, Reporter
 from .results import ConditionalOperationResult, OperationResult
 
 _T = TypeVar("_T")
@@ -137,6 +140,18 @@ def _same_value(stored: object, given: object) -> bool:
         return bool(stored == given)
     except Exception:
         return False
+
+
+def _on_done(rep: Reporter | None, keys: list[Any]) -> OnDone | None:
+    """An ``on_done`` callback advancing ``rep`` by the key of each finished item (None: silent)."""
+    if rep is None or rep.silent:
+        return None
+    return lambda i, outcome: rep.advance(keys[i], ok=not isinstance(outcome, BaseException))
+
+
+def _failures(keys: list[Any], outcomes: list[Any]) -> list[tuple[object, Exception]]:
+    """The (key, exception) of every failed item."""
+    return [(k, o) for k, o in zip(keys, outcomes, strict=True) if isinstance(o, Exception)]
 
 
 class _Values(ValuesView[ValueType]):
@@ -421,32 +436,191 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
                 continue  # deleted by someone else meanwhile
         raise KeyError("popitem(): the dictionary is empty")
 
-    def clear(self) -> None:
-        """Delete every item."""
+    def clear(self, *, progress: ProgressOption = None) -> None:
+        """Delete every item (``progress``: see persidict.progress; it lists the keys first)."""
         self._forbid_delete("clear")
+        if progress is None or progress is False:
+            self._clear()
+        else:
+            self.discard_many(list(self._iter_keys()), progress=progress)
+
+    def _clear(self) -> None:
+        """Delete every item, the fastest way the store knows (the policy is already checked)."""
         for k in list(self._iter_keys()):
             self._discard(k)
 
     def update(self, other: Any = (), /, **kwargs: ValueType) -> None:
         """Store every (key, value) of a mapping, an iterable of pairs, and ``kwargs``.
 
-        Every key is normalised, and every value checked and serialised,
-        before the first write, so an invalid item (a malformed key, a value
-        of the wrong class or that cannot be serialised, DELETE_CURRENT on an
-        append-only dict) leaves the dict unchanged. The serialised values
-        are held in memory until written. The writes themselves are separate
-        operations (LmdbDict makes them one transaction).
+        ``set_many`` with the store's default concurrency: every key is
+        normalised, and every value checked and serialised, before the first
+        write, so an invalid item leaves the dict unchanged. A key given twice
+        is written once, with its last value (LmdbDict makes the whole update
+        one transaction).
         """
-        self._write_items(self._checked_items(other, kwargs))
+        self._write_items(self._checked_items(other, kwargs), self._default_workers(), None)
 
-    def _write_items(self, items: list[tuple[NonEmptySafeStrTuple, Any]]) -> None:
-        """Write validated (key, value) pairs, every value serialised before the first write."""
-        payloads = [None if isinstance(v, Joker) else self._serialised(k, v) for k, v in items]
-        for (k, v), payload in zip(items, payloads, strict=True):
-            if v is DELETE_CURRENT:
-                self._discard(k)
-            elif v is not KEEP_CURRENT:
-                self._set_serialised(k, v, payload)
+    def set_many(
+        self,
+        items: Mapping[Any, ValueType | Joker] | Iterable[tuple[Any, ValueType | Joker]],
+        *,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> None:
+        """Write many items (a mapping or (key, value) pairs), concurrently where the store gains.
+
+        Every key is normalised, and every value checked and serialised,
+        before the first write: a bad item (a malformed key, a value of the
+        wrong class or that cannot be serialised, DELETE_CURRENT on an
+        append-only dict) raises and leaves the dict unchanged. The serialised
+        values are held in memory until written (``persidict.copy`` streams a
+        large store). A key given twice is written once, with its last value;
+        jokers act as in ``d[k] = v``. Then each key is written all-or-nothing;
+        when some fail (a storage error, an existing key of an append-only
+        dict), the others are still written and the failure is raised: the
+        exception itself for one key, else a BatchError naming every failed key.
+        """
+        workers = self._workers(max_workers)
+        checked = self._checked_items(items, {})
+        with Reporter(progress, total=len({k for k, _ in checked}), desc="set_many") as rep:
+            self._write_items(checked, workers, rep)
+
+    def _write_items(
+        self, items: list[tuple[NonEmptySafeStrTuple, Any]], workers: int, rep: Reporter | None
+    ) -> None:
+        """Write validated (key, value) pairs (each key's last), all serialised before the first write."""
+        last = dict(items)
+        writes = [(k, v, self._serialised(k, v)) for k, v in last.items() if not isinstance(v, Joker)]
+        deletes = [k for k, v in last.items() if v is DELETE_CURRENT]
+        failures: list[tuple[object, Exception]] = []
+        if writes:
+            outcomes = self._set_serialised_many(writes, workers, _on_done(rep, [k for k, _, _ in writes]))
+            failures += _failures([k for k, _, _ in writes], outcomes)
+        if deletes:
+            failures += _failures(deletes, self._discard_many(deletes, workers, _on_done(rep, deletes)))
+        if rep is not None:
+            for k in [k for k, v in last.items() if v is KEEP_CURRENT]:
+                rep.advance(k)
+        if failures:
+            raise batch_error("set_many", failures)
+
+    def _set_serialised_many(
+        self, items: list[tuple[NonEmptySafeStrTuple, Any, Any]], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        """Store each (key, value, its ``_serialised`` payload); the outcome of each (exceptions kept)."""
+        return map_outcomes(lambda item: self._set_serialised(*item), items, workers, on_done)
+
+    @overload
+    def get_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        with_etags: Literal[False] = False,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> dict[tuple[str, ...], ValueType]: ...
+    @overload
+    def get_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        with_etags: Literal[True],
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> dict[tuple[str, ...], tuple[ValueType, ETagValue]]: ...
+    @overload
+    def get_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        with_etags: bool,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> dict[tuple[str, ...], Any]: ...
+    def get_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        with_etags: bool = False,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> dict[tuple[str, ...], Any]:
+        """Read many keys, concurrently where the store gains: ``{key: value}`` of those that exist.
+
+        The keys of the result are NonEmptySafeStrTuples (typed as tuples of
+        str, so ``got[("a",)]`` type-checks); a str does not find its entry,
+        as ``{("a",): 1}["a"]`` does not.
+
+        With ``with_etags=True`` each entry is ``(value, etag)``, read
+        together. Every key is checked before the first read. Missing keys
+        are left out; when reading some keys fails (a storage error, a
+        corrupt value), the exception itself is raised for one key, else a
+        BatchError naming every failed key.
+        """
+        workers = self._workers(max_workers)
+        ks = list(dict.fromkeys(to_key(k) for k in keys))
+        with Reporter(progress, total=len(ks), desc="get_many") as rep:
+            outcomes = self._get_many(ks, workers, _on_done(rep, ks))
+        found: dict[tuple[str, ...], Any] = {}
+        failures: list[tuple[object, Exception]] = []
+        for k, outcome in zip(ks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failures.append((k, outcome))
+            elif outcome is not ABSENT:
+                found[k] = outcome if with_etags else outcome[0]
+        if failures:
+            raise batch_error("get_many", failures)
+        return found
+
+    def _get_many(
+        self, keys: list[NonEmptySafeStrTuple], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        """Each key's (value, ETag), ABSENT, or the exception reading it raised."""
+
+        def one(k: NonEmptySafeStrTuple) -> Any:
+            r = self._get_item_if(k, ITEM_NOT_AVAILABLE, ANY_ETAG, ALWAYS_RETRIEVE)
+            return ABSENT if r.actual_etag is ITEM_NOT_AVAILABLE else (r.new_value, r.actual_etag)
+
+        return map_outcomes(one, keys, workers, on_done)
+
+    def discard_many(
+        self,
+        keys: Iterable[NonEmptyPersiDictKey],
+        *,
+        max_workers: int | None = None,
+        progress: ProgressOption = None,
+    ) -> int:
+        """Delete many keys if present, concurrently where the store gains; return how many existed.
+
+        Every key is checked first (and an append-only dict refuses at once).
+        Each key is deleted all-or-nothing; when some fail, the others are
+        still deleted and the failure is raised: the exception itself for one
+        key, else a BatchError naming every failed key.
+        """
+        workers = self._workers(max_workers)
+        ks = list(dict.fromkeys(to_key(k) for k in keys))
+        if ks:
+            self._forbid_delete(ks[0])
+        with Reporter(progress, total=len(ks), desc="discard_many") as rep:
+            outcomes = self._discard_many(ks, workers, _on_done(rep, ks))
+        failures = _failures(ks, outcomes)
+        if failures:
+            raise batch_error("discard_many", failures)
+        return sum(1 for o in outcomes if o is True)
+
+    def _discard_many(
+        self, keys: list[NonEmptySafeStrTuple], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        """Whether each key existed (and was deleted), or the exception deleting it raised."""
+        return map_outcomes(self._discard, keys, workers, on_done)
+
+    def _default_workers(self) -> int:
+        """How many items a batch operation runs at once unless told (stores say; here one)."""
+        return DEFAULT_MAX_WORKERS
+
+    def _workers(self, max_workers: int | None) -> int:
+        n = check_max_workers(max_workers)
+        return self._default_workers() if n is None else n
 
     def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> Any:
         """``value`` as this dict will store it, raising what a write of it would raise.

@@ -25,18 +25,23 @@ from .flags import (
 )
 from .keys import Layout, NonEmptySafeStrTuple, SafeStrTuple, cache_key, is_key_component
 from .ops import run as interpreter
+from .ops import run_many
 from .ops.commands import (
     DiscardIf,
     DiscardItem,
+    DiscardMany,
     GetItem,
     GetItemIf,
+    GetMany,
     SetDefaultIf,
     SetItem,
     SetItemIf,
+    SetMany,
     StatItem,
     Target,
     TransformItem,
 )
+from .ops.run_many import OnDone
 from .persi_dict import PersiDict
 from .results import ConditionalOperationResult, OperationResult
 
@@ -172,6 +177,29 @@ class StoreDict(PersiDict[ValueType]):
     def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: bytes) -> None:
         interpreter.run_set(self._backend, SetItem(self._target(key), payload, self._append_only))
 
+    # ------------------------------------------------------------ batches
+
+    def _default_workers(self) -> int:
+        return int(self._backend.capabilities.batch_workers)
+
+    def _get_many(
+        self, keys: list[NonEmptySafeStrTuple], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        cmd = GetMany(tuple(self._target(k) for k in keys))
+        return run_many.run_get_many(self._backend, cmd, workers, on_done)
+
+    def _set_serialised_many(
+        self, items: list[tuple[NonEmptySafeStrTuple, Any, Any]], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        cmd = SetMany(tuple((self._target(k), payload) for k, _, payload in items), self._append_only)
+        return run_many.run_set_many(self._backend, cmd, workers, on_done)
+
+    def _discard_many(
+        self, keys: list[NonEmptySafeStrTuple], workers: int, on_done: OnDone | None
+    ) -> list[Any]:
+        cmd = DiscardMany(tuple(self._target(k) for k in keys))
+        return run_many.run_discard_many(self._backend, cmd, workers, on_done)
+
     def _discard(self, key: NonEmptySafeStrTuple) -> bool:
         return interpreter.run_discard(self._backend, DiscardItem(self._target(key)))
 
@@ -254,9 +282,8 @@ class StoreDict(PersiDict[ValueType]):
         """The number of stored items (foreign and temporary files are not counted)."""
         return sum(1 for _ in self._iter_keys())
 
-    def clear(self) -> None:
+    def _clear(self) -> None:
         """Delete every item of this dict (and of its subdicts); foreign files stay."""
-        self._forbid_delete("clear")
         key_of = self._layout.key_of
         root = self._root
         self._backend.delete_many(

@@ -54,7 +54,7 @@ import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from .errors import MutationPolicyError
+from .errors import BatchError, MutationPolicyError
 from .flags import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
@@ -392,6 +392,17 @@ class PersiDictMachine(RuleBasedStateMachine):
         e = self.expect_error(MutationPolicyError, fn, what)
         assert isinstance(e, MutationPolicyError) and isinstance(e, TypeError)
 
+    def batch_refused(self, fn: Callable[[], object], keys: list[Key], what: str) -> None:
+        """Run ``fn``, a batch whose ``keys`` an append-only store refuses (one error, or a BatchError)."""
+        e = self.expect_error(Exception, fn, what)
+        if len(keys) == 1:
+            assert isinstance(e, MutationPolicyError), f"{what}: raised {e!r}"
+            return
+        assert isinstance(e, BatchError), f"{what}: raised {e!r}, not a BatchError"
+        named = sorted(tuple(k) for k in e.keys if isinstance(k, tuple))
+        assert named == sorted(keys), f"{what}: BatchError names {e.keys}"
+        assert all(isinstance(x, MutationPolicyError) for x in e.exceptions), f"{what}: {e.exceptions!r}"
+
     def after_write(self, key: Key, value: Any, resulting: Any, what: str) -> Any:
         """Record a write reported by a result; return the expected resulting ETag."""
         if self.null:
@@ -551,18 +562,31 @@ class PersiDictMachine(RuleBasedStateMachine):
         self.wrote(key, default)
 
     @rule(
-        picks=st.lists(st.tuples(_keys, _forms, _values), max_size=3),
-        how=st.sampled_from(["mapping", "pairs", "kwargs", "ior"]),
+        picks=st.lists(st.tuples(_keys, _forms, _values), max_size=4),
+        how=st.sampled_from(["mapping", "pairs", "kwargs", "ior", "set_many", "set_many_pairs"]),
+        joker=st.sampled_from([None, None, "keep", "delete"]),
+        workers=st.sampled_from([None, 1, 3]),
     )
-    def update(self, picks: list[tuple[KeyPick, str, int]], how: str) -> None:
-        """``update(mapping)``, ``update(pairs)``, ``update(**kwargs)``, ``d |= mapping``."""
+    def update(
+        self, picks: list[tuple[KeyPick, str, int]], how: str, joker: str | None, workers: int | None
+    ) -> None:
+        """``update(mapping | pairs | **kwargs)``, ``d |= mapping``, ``set_many``: many writes at once.
+
+        Every item is checked before the first write; a key given twice is
+        written once, with its last value; on an append-only store, keys that
+        exist fail (one MutationPolicyError, or a BatchError of them) and the
+        others are written.
+        """
         pairs = [(self.pick(kp), form, ix) for kp, form, ix in picks]
         if how == "kwargs":
             pairs = [(key, "str", ix) for key, _, ix in pairs if len(key) == 1]
         writes: list[tuple[Key, Any, Any]] = [
             (key, _hashable_spelling(key, form), self.value(ix)) for key, form, ix in pairs
         ]
-        if how != "pairs":
+        if joker is not None and writes:
+            key, k, _ = writes[0]
+            writes[0] = (key, k, KEEP_CURRENT if joker == "keep" else DELETE_CURRENT)
+        if how not in ("pairs", "set_many_pairs"):
             # A mapping keeps one slot per distinct spelling: the first position, the last value.
             model_key = {k: key for key, k, _ in writes}
             mapping = {k: v for _, k, v in writes}
@@ -575,22 +599,69 @@ class PersiDictMachine(RuleBasedStateMachine):
                 self.d.update(**{k: v for _, k, v in writes})
             elif how == "ior":
                 self.d |= {k: v for _, k, v in writes}
+            elif how == "set_many":
+                self.d.set_many({k: v for _, k, v in writes}, max_workers=workers)
+            elif how == "set_many_pairs":
+                self.d.set_many([(k, v) for _, k, v in writes], max_workers=workers)
             else:
                 self.d.update({k: v for _, k, v in writes})
 
-        if self.append_only:
-            written: set[Key] = set()
-            for key, _, _ in writes:
-                if key in self.model or (key in written and not self.null):
-                    # Writes before the refused one have happened.
-                    self.refused(call, "update() overwriting an append-only key")
-                    for key2, _, v2 in writes[: len(written)]:
-                        self.wrote(key2, v2)
-                    return
-                written.add(key)
-        call()
+        last: dict[Key, Any] = {}
         for key, _, v in writes:
-            self.wrote(key, v)
+            last.pop(key, None)
+            last[key] = v
+        if self.append_only and any(v is DELETE_CURRENT for _, _, v in writes):  # checked item by item
+            self.refused(call, f"{how}() with DELETE_CURRENT on an append-only store")
+            return
+        failing = [key for key, v in last.items() if self.append_only and not self.null
+                   and key in self.model and v is not KEEP_CURRENT]
+        if failing:
+            self.batch_refused(call, failing, f"{how}() overwriting append-only keys {failing}")
+        else:
+            call()
+        for key, v in last.items():
+            if v is DELETE_CURRENT:
+                self.deleted(key)
+            elif v is not KEEP_CURRENT and key not in failing:
+                self.wrote(key, v)
+
+    @rule(
+        picks=st.lists(st.tuples(_keys, _forms), max_size=4),
+        with_etags=st.booleans(),
+        workers=st.sampled_from([None, 1, 3]),
+    )
+    def get_many(self, picks: list[tuple[KeyPick, str]], with_etags: bool, workers: int | None) -> None:
+        """``get_many(keys)``: the values of the keys that exist (and their ETags)."""
+        keys = [self.pick(kp) for kp, _ in picks]
+        spelled = [_spell(key, form) for key, (_, form) in zip(keys, picks, strict=True)]
+        got = self.d.get_many(spelled, with_etags=with_etags, max_workers=workers)
+        what = f"get_many({keys})"
+        assert isinstance(got, dict), f"{what} returned {got!r}"
+        found = self.key_set(got, what)
+        assert found == {k for k in keys if k in self.model}, f"{what}: found {sorted(found)}"
+        for k, v in got.items():
+            key = tuple(k)
+            if with_etags:
+                assert isinstance(v, tuple) and len(v) == 2, f"{what}[{key}] = {v!r}"
+                self.learn(key, v[1], what)
+                v = v[0]
+            self.check_value(v, self.model[key].value, f"{what}[{key}]")
+
+    @rule(
+        picks=st.lists(st.tuples(_keys, _forms), max_size=4),
+        workers=st.sampled_from([None, 1, 3]),
+    )
+    def discard_many(self, picks: list[tuple[KeyPick, str]], workers: int | None) -> None:
+        """``discard_many(keys)``: deletes the keys that exist and counts them."""
+        keys = [self.pick(kp) for kp, _ in picks]
+        spelled = [_spell(key, form) for key, (_, form) in zip(keys, picks, strict=True)]
+        if self.append_only and keys and not self.null:
+            self.refused(lambda: self.d.discard_many(spelled, max_workers=workers), "discard_many, append")
+            return
+        n = self.d.discard_many(spelled, max_workers=workers)
+        assert n == len({k for k in keys if k in self.model}), f"discard_many({keys}) returned {n}"
+        for key in keys:
+            self.deleted(key)
 
     @rule(kp=_keys, form=_forms, with_default=st.booleans())
     def pop(self, kp: KeyPick, form: str, with_default: bool) -> None:

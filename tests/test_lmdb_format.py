@@ -92,8 +92,8 @@ def test_a_format_1_database_reads_read_only(tmp_path: Path) -> None:
 
 
 def test_a_newer_format_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    _make_format_1(tmp_path, fmt=b"3")
-    with pytest.raises(BackendError, match=r"record format '3', newer than this persidict reads \(2\)"):
+    _make_format_1(tmp_path, fmt=b"4")
+    with pytest.raises(BackendError, match=r"record format '4', newer than this persidict reads \(3\)"):
         LmdbDict[object](base_dir=tmp_path)
 
 

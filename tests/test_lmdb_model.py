@@ -57,6 +57,11 @@ def _fresh_tiny_map() -> PersiDict[Any]:
     return LmdbDict[Any](base_dir=tempfile.mkdtemp(dir=_BASE), durable=False, map_size=64 * 1024)
 
 
+def _fresh_append_only() -> PersiDict[Any]:
+    # A fresh database per example, its root dict: len() is LMDB's entry count.
+    return LmdbDict[Any](base_dir=tempfile.mkdtemp(dir=_BASE), durable=False, append_only=True)
+
+
 TestLmdbModelPlain = persidict_state_machine(_plain).TestCase
 TestLmdbModelPlain.settings = _SETTINGS
 
@@ -68,3 +73,6 @@ TestLmdbModelLz4AtimeTtl.settings = _SETTINGS
 
 TestLmdbModelTinyMap = persidict_state_machine(_fresh_tiny_map).TestCase
 TestLmdbModelTinyMap.settings = settings(max_examples=10, stateful_step_count=30, deadline=None)
+
+TestLmdbModelAppendOnly = persidict_state_machine(_fresh_append_only).TestCase
+TestLmdbModelAppendOnly.settings = settings(max_examples=10, stateful_step_count=30, deadline=None)

@@ -769,6 +769,17 @@ def test_pickling_is_refused_and_deepcopy_is_a_snapshot() -> None:
     assert sub["x"] == 2 and sub_clone["x"] == 3
 
 
+def test_batch_operations_on_local_dict() -> None:
+    d: LocalDict[list[int]] = LocalDict()
+    d.set_many({"a": [1], ("p", "q"): [2]}, max_workers=2)
+    got = d.get_many(["a", ("p", "q"), "zz"])
+    assert got == {("a",): [1], ("p", "q"): [2]}
+    got[("a",)].append(9)  # a deep copy: the store is untouched
+    assert d["a"] == [1]
+    assert d.get_many(["a"], with_etags=True) == {("a",): ([1], d.etag("a"))}
+    assert d.discard_many(["a", "zz"]) == 1 and list(d) == [("p", "q")]
+
+
 def test_every_public_method_is_tested_here() -> None:
     source = Path(__file__).read_text()
     public = {n for n in dir(PersiDict) if not n.startswith("_")}

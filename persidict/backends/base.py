@@ -66,6 +66,8 @@ class Capabilities:
     """Whether every write yields a new ETag, even of identical bytes."""
     persistent: bool = True
     """Whether writes are kept at all (False for the null device)."""
+    batch_workers: int = 1
+    """How many items a batch operation runs at once by default (more where round trips dominate)."""
 
 
 class PreconditionFailed(Exception):
@@ -128,6 +130,12 @@ class Backend(Protocol):
     def describe(self) -> str:
         """A short human-readable description, for errors and repr."""
         ...
+
+    # A backend may also run whole batches itself (persidict/ops/run_many.py
+    # looks for these; otherwise it runs the single-item primitives in a pool):
+    #   read_many(locs, *, max_workers) -> list[ReadAnswer | BaseException]
+    #   write_many([(loc, data)], *, max_workers) -> list[Stat | None | BaseException]
+    #   discard_many(locs, *, max_workers) -> list[bool | BaseException]
 
     def where(self, loc: Location) -> str:
         """The path or URL of ``loc`` in this store, for error messages."""

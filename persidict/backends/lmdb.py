@@ -17,7 +17,10 @@ grown and carried across ``fork()``, and for the threading model):
   holds its ctime, and the first overwrite by this code moves it to ``c``.
   So databases, and processes, of both formats mix: nothing is migrated.
 * ``a``: location -> last read time (``track_atime``), written in batches.
-* ``m``: the database id (random, made at creation) and format version.
+* ``m``: the database id (random, made at creation), the format version and
+  (format 3) the serialisation formats registered by the dicts that write
+  (see ``lmdb_env.FORMAT``): with one format only, a root dict's ``len()``
+  is the entry count of ``v``.
 
 ETags are ``"<database id>.<transaction id>.<write number>"``: LMDB gives
 every write transaction a new id, so ETags are unique across threads and
@@ -40,17 +43,25 @@ reads no record, so it lists its key.
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import hashlib
 import itertools
 import struct
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any, TypeVar
 
 import attrs
-import lmdb
+
+try:
+    import lmdb
+except ImportError as _missing:  # tests/test_extras.py hides lmdb to check this message
+    raise ImportError(
+        f"LmdbDict needs lmdb ({_missing}): pip install 'persidict[lmdb]'", name=_missing.name
+    ) from _missing
 
 from ..errors import BackendError, CorruptValueError
 from .base import (
@@ -63,9 +74,12 @@ from .base import (
     ReadAnswer,
     Stat,
 )
-from .lmdb_env import Batch, EnvHandle, QueuedRecord, closed_error, lmdb_error, open_env
+from .lmdb_env import FORMAT, FORMATS, Batch, EnvHandle, QueuedRecord, closed_error, lmdb_error, open_env
 
-__all__ = ["LmdbBackend", "LmdbMetadata", "open_env"]
+__all__ = [
+    "HEADER_SIZE", "KEPT_AT", "KEPT_LENGTH", "MTIME", "MTIME_AT", "VERSION",
+    "LmdbBackend", "LmdbMetadata", "open_env",
+]
 
 _T = TypeVar("_T")
 _HDR = struct.Struct("<QIddI")  # txnid, write number, ctime slot, mtime, kept-location length
@@ -75,6 +89,17 @@ _TIME = struct.Struct("<d")  # a ctime in ``c``, an atime in ``a``
 _CTIME_AT = 12
 _MTIME_AT = 20
 _NO_CTIME = bytes(8)  # the header's ctime slot as this code writes it
+_CTIME_HIGH_BYTE = _MTIME_AT - 1  # its sign and exponent: 0 for a slot of 0.0 (and tiny ctimes only)
+HEADER_SIZE = _HDR_SIZE
+"""Bytes of a record's header; the kept location (if any) and the value follow."""
+VERSION = struct.Struct("<QI")
+"""A record's version at offset 0: (transaction id, write number), what an ETag is made of."""
+MTIME = struct.Struct("<d")
+"""A record's mtime, at offset ``MTIME_AT``."""
+MTIME_AT = 20
+KEPT_LENGTH = struct.Struct("<I")
+"""The length of a record's kept location, at offset ``KEPT_AT``."""
+KEPT_AT = 28
 _LIST_BATCH = 1000
 _DELETE_BATCH = 1000
 _KEY_CACHE_LIMIT = 100_000
@@ -205,6 +230,15 @@ class LmdbBackend:
                 self._keys.clear()
             self._keys[loc] = k
         return k
+
+    @property
+    def etag_prefix(self) -> str:
+        """What every ETag of this database starts with: ``"<database id>."``."""
+        return self._etag_prefix
+
+    def short_record_error(self, lkey: bytes, size: int) -> CorruptValueError:
+        """The error for the record at ``lkey``, ``size`` bytes: too short for its header."""
+        return self._short_record(lkey, struct.error(f"{size} bytes, fewer than {_HDR_SIZE}"), size)
 
     def _etag(self, rec: Any) -> str:
         txnid, seq = struct.unpack_from("<QI", rec)
@@ -594,25 +628,11 @@ class LmdbBackend:
 
     def delete_many(self, locs: Iterable[Location]) -> int:
         """Delete many locations, up to a thousand per transaction."""
-        h = self._h
 
         def flush(lkeys: list[bytes]) -> int:
-            def do(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> int:
-                n = 0
-                now = self._clock()
-                for lkey in lkeys:
-                    old = txn.get(lkey, db=h.vdb)
-                    if old is None:
-                        continue
-                    n += self._ttl is None or self._live(old, now)
-                    txn.delete(lkey, db=h.vdb)
-                    txn.delete(lkey, db=h.cdb)
-                    txn.delete(lkey, db=h.adb)
-                return n
-
             for lkey in lkeys:
                 self._atimes.pop(lkey, None)
-            return self._write(do)
+            return sum(self._write(lambda txn, txnid, seq: self._delete_in(txn, lkeys, self._clock())))
 
         total = 0
         pending: list[bytes] = []
@@ -624,6 +644,218 @@ class LmdbBackend:
         if pending:
             total += flush(pending)
         return total
+
+    def _delete_in(self, txn: lmdb.Transaction[Any], lkeys: Iterable[bytes], now: float) -> list[bool]:
+        """Delete the records at ``lkeys`` (and their ctimes and atimes) in ``txn``: whether each was live."""
+        h = self._h
+        vdb, cdb, adb = h.vdb, h.cdb, h.adb
+        ttl = self._ttl
+        out: list[bool] = []
+        for lkey in lkeys:
+            old = txn.get(lkey, db=vdb)
+            if old is None:
+                out.append(False)
+                continue
+            out.append(ttl is None or self._live(old, now))
+            txn.delete(lkey, db=vdb)
+            txn.delete(lkey, db=cdb)
+            txn.delete(lkey, db=adb)
+        return out
+
+    # ------------------------------------------------------------ batches
+
+    def read_txn(self, fn: Callable[[lmdb.Transaction[Any]], _T], *, buffers: bool = False) -> _T:
+        """Run ``fn(txn)`` in one read transaction, or in this thread's batch (errors as BackendError).
+
+        ``fn`` finds the records database at ``handle.vdb``. With ``buffers``
+        the values it gets are valid only until its next use of the transaction.
+        """
+        return self._read(fn, buffers)
+
+    def put_many(
+        self,
+        records: Collection[tuple[tuple[bytes, bytes], bytes]],
+        deletes: Sequence[bytes] = (),
+        *,
+        if_absent: bool = False,
+    ) -> tuple[list[bool], list[bool]]:
+        """Write ``records`` ((LMDB key, kept location), value bytes), delete ``deletes``: ONE transaction.
+
+        The transaction is this thread's batch if it has one, else a write
+        transaction of its own (retried as a whole after the map grows). The
+        records share one mtime, read inside the transaction; no two of them
+        (or of the deletes) may share an LMDB key. ``if_absent``: a record is
+        written only where no live record is (append-only dicts). Returns
+        whether each record was written, and whether each deleted key held a
+        live record. Any LMDB failure is a BackendError, and nothing is written.
+        """
+        h = self._h
+        batch = h.batch
+        if batch is not None and h.batch_owner == _get_ident():
+            txn = batch.flushed()
+            try:
+                done = self._put_many_in(
+                    txn, batch.cursor, batch.txnid, batch.seq, records, deletes, if_absent, batch
+                )
+            except lmdb.MapFullError:
+                raise self._batch_map_full(batch) from None
+            except lmdb.Error as e:
+                raise self._batch_error(batch, e, "write", None) from e
+        else:
+            done = self._write(
+                lambda txn, txnid, seq: self._put_many_in(
+                    txn, txn.cursor(db=h.vdb), txnid, seq - 1, records, deletes, if_absent
+                )
+            )
+        for lkey in deletes:
+            self._atimes.pop(lkey, None)
+        return done
+
+    def _put_many_in(
+        self,
+        txn: lmdb.Transaction[Any],
+        cur: lmdb.Cursor[Any],
+        txnid: int,
+        after: int,
+        records: Collection[tuple[tuple[bytes, bytes], bytes]],
+        deletes: Sequence[bytes],
+        if_absent: bool,
+        batch: Batch | None = None,
+    ) -> tuple[list[bool], list[bool]]:
+        """``put_many``'s work in ``txn`` (``cur``: a cursor on its records; write numbers past ``after``)."""
+        now = self._clock()
+        if if_absent:
+            ttl = self._ttl
+            get = cur.get
+            written = []
+            for (lkey, _), _ in records:
+                old = get(lkey)
+                written.append(old is None or (ttl is not None and not self._live(old, now)))
+            records = [rec for rec, ok in zip(records, written, strict=True) if ok]
+        else:
+            written = [True] * len(records)
+        self._write_bulk(txn, cur, txnid, after, records, now, batch)
+        return written, self._delete_in(txn, deletes, now) if deletes else []
+
+    def _write_bulk(
+        self,
+        txn: lmdb.Transaction[Any],
+        cur: lmdb.Cursor[Any],
+        txnid: int,
+        after: int,
+        records: Iterable[tuple[tuple[bytes, bytes], bytes]],
+        now: float,
+        batch: Batch | None = None,
+    ) -> None:
+        """``_write_records`` of records that share one mtime, ``now`` (a ``batch``'s counter follows).
+
+        The bulk writer (``update``, ``set_many``): its loop does the least
+        per record, and leaves the rare cases (a record replaced after it
+        expired, a format-1 record) to ``_write_records``'s rules.
+        """
+        pack = _HDR.pack
+        mtime_of = _TIME.unpack_from
+        replace = cur.replace
+        ttl = self._ttl
+        seq = after
+        created: list[bytes] = []
+        new = created.append
+        rare: list[tuple[bytes, Any]] = []
+        try:
+            for (lkey, kept), data in records:
+                seq += 1
+                if kept:
+                    old = replace(lkey, pack(txnid, seq, 0.0, now, len(kept)) + kept + data)
+                else:
+                    old = replace(lkey, pack(txnid, seq, 0.0, now, 0) + data)
+                if old is None:
+                    new(lkey)
+                elif (
+                    len(old) < _HDR_SIZE
+                    or old[_CTIME_HIGH_BYTE]  # its header's ctime slot is not 0: a format-1 record
+                    or (ttl is not None and now - mtime_of(old, _MTIME_AT)[0] > ttl)  # expired
+                ):
+                    rare.append((lkey, bytes(old)))
+        finally:
+            if batch is not None:
+                batch.seq = seq  # write numbers stay unique in the batch, whatever stopped the loop
+        self._after_bulk(txn, created, rare, now)
+
+    def _after_bulk(
+        self,
+        txn: lmdb.Transaction[Any],
+        created: builtins.list[bytes],
+        rare: builtins.list[tuple[bytes, Any]],
+        now: float,
+    ) -> None:
+        """The ctimes of a bulk write: ``now`` for the records ``created``; ``rare`` ones by the rules."""
+        cdb = self._h.cdb
+        ttl = self._ttl
+        ctime = _TIME.pack(now)
+        if created:
+            txn.cursor(db=cdb).putmulti(zip(created, repeat(ctime)))
+        for lkey, old in rare:
+            try:
+                if ttl is not None and now - _TIME.unpack_from(old, _MTIME_AT)[0] > ttl:
+                    txn.put(lkey, ctime, db=cdb)  # written after it expired: a new life
+                elif old[_CTIME_AT:_MTIME_AT] != _NO_CTIME:
+                    self._keep_ctime(txn, lkey, old, now)
+            except struct.error:  # a record too short for its header replaced: a new life
+                txn.put(lkey, ctime, db=cdb)
+
+    # ------------------------------------------------------------ serialisation formats, counting
+
+    def register_format(self, extension: str) -> None:
+        """Record in the database that records of ``extension`` may be written (see ``lmdb_env.FORMAT``).
+
+        Once per database and format: the handle remembers the formats it
+        found registered. Inside this thread's batch the registration joins
+        it, and is written again should the batch not commit.
+        """
+        h = self._h
+        if self._readonly or extension in h.formats:
+            return
+        ext = extension.encode()
+
+        def registered(txn: lmdb.Transaction[Any]) -> set[bytes]:
+            got = txn.get(FORMATS, db=h.mdb)
+            return set(bytes(got).split(b"\n")) if got else set()
+
+        def add(txn: lmdb.Transaction[Any], txnid: int, seq: int) -> set[bytes]:
+            known = registered(txn)
+            if ext not in known:
+                known.add(ext)
+                txn.put(FORMATS, b"\n".join(sorted(known)), db=h.mdb)
+            return known
+
+        known = self._read(registered)
+        if ext not in known:
+            batch = h.batch
+            known = self._write(add)
+            if batch is not None and h.batch_owner == _get_ident():
+                batch.on_abort.append(lambda: self._write(add))
+                return  # (not known to be registered until the batch commits)
+        h.formats = frozenset(x.decode() for x in known)
+
+    def entry_count(self, extension: str) -> int | None:
+        """The number of records, if every record is an item in format ``extension``; else None.
+
+        That is so when the database is of format 3 (every writer registers
+        its formats) and ``extension`` is the only format registered.
+        """
+        h = self._h
+        if h.format != FORMAT:
+            return None
+        ext = extension.encode()
+
+        def count(txn: lmdb.Transaction[Any]) -> int | None:
+            got = txn.get(FORMATS, db=h.mdb)
+            if got is None or bytes(got) != ext:
+                return None
+            entries: int = txn.stat(h.vdb)["entries"]
+            return entries
+
+        return self._read(count)
 
     # ------------------------------------------------------------ listing
 
@@ -700,9 +932,20 @@ class LmdbBackend:
 
         With no ``ttl`` no record is read: a record too short for its header is listed.
         """
+        for raws in self.list_raw_batches(prefix):
+            yield from raws
+
+    def list_raw_batches(self, prefix: Location) -> Iterator[list[bytes]]:
+        """``list_raw`` in lists of up to a thousand locations, each read in one transaction."""
         if self._ttl is not None:
+            raws: list[bytes] = []
             for raw, _ in self._scan(prefix, False):
-                yield raw
+                raws.append(raw)
+                if len(raws) >= _LIST_BATCH:
+                    yield raws
+                    raws = []
+            if raws:
+                yield raws
             return
         # Keys only: no record is touched.
         p = ("/".join(prefix) + "/").encode() if prefix else b""
@@ -717,8 +960,9 @@ class LmdbBackend:
             if not cur.set_range(start):
                 done = True
                 return []
-            # (bytes() copies only in a batch, whose transaction hands out memoryviews)
-            keys = list(map(bytes, itertools.islice(cur.iternext(values=False), _LIST_BATCH)))
+            keys = list(itertools.islice(cur.iternext(values=False), _LIST_BATCH))
+            if keys and type(keys[0]) is not bytes:  # (a batch's transaction hands out memoryviews)
+                keys = list(map(bytes, keys))
             if len(keys) < _LIST_BATCH:
                 done = True
             if p and keys and not keys[-1].startswith(p):
@@ -729,9 +973,12 @@ class LmdbBackend:
             return [k[cut:] for k in keys] if cut else keys
 
         while not done:
-            yield from self._read(batch)
-        for raw, _ in self._scan_hashed(p, False):
-            yield raw
+            raws = self._read(batch)
+            if raws:
+                yield raws
+        hashed = [raw for raw, _ in self._scan_hashed(p, False)]
+        if hashed:
+            yield hashed
 
     def list(self, prefix: Location) -> Iterator[Location]:
         """Locations under ``prefix``, relative to it, streamed in batches."""
@@ -775,6 +1022,17 @@ class LmdbBackend:
             meta = attrs.evolve(meta, atime=pending)
         return meta
 
+    @property
+    def tracks_atime(self) -> bool:
+        """Whether reads are recorded (``track_atime`` on a writable database)."""
+        return self._track_atime
+
+    def touch_many(self, lkeys: Iterable[bytes]) -> None:
+        """Record a read of each LMDB key (with ``track_atime``; call it outside any read transaction)."""
+        if self._track_atime:
+            for lkey in lkeys:
+                self._touch(lkey)
+
     def _touch(self, lkey: bytes) -> None:
         now = self._clock()
         self._atimes[lkey] = now
@@ -812,49 +1070,91 @@ class LmdbBackend:
 
     def purge(self) -> int:
         """Delete every expired record; return how many were deleted."""
+        return self.delete_expired(self.find_expired())
+
+    def find_expired(self) -> builtins.list[tuple[bytes, object]]:
+        """(LMDB key, its key as ``key_of`` names it, or None) of each expired record, read in batches.
+
+        Empty without a ``ttl`` or on a read-only database.
+        """
         ttl = self._ttl
         if ttl is None or self._readonly:
-            return 0
+            return []
         h = self._h
-        expired: list[bytes] = []
+        expired: list[tuple[bytes, object]] = []
         start = b""
         done = False
 
         def scan(txn: lmdb.Transaction[Any]) -> None:
             nonlocal start, done
+            found: list[tuple[bytes, Any]] = []
             cur = txn.cursor(db=h.vdb)
             if not cur.set_range(start):
                 done = True
-                return
-            now = self._clock()
-            for n, (k, rec) in enumerate(cur.iternext(), 1):
-                if len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl:
-                    expired.append(bytes(k))
-                if n >= _LIST_BATCH:
-                    start = bytes(k) + b"\x00"
-                    return
-            done = True
+            else:
+                now = self._clock()
+                for n, (k, rec) in enumerate(cur.iternext(), 1):
+                    if len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl:
+                        kept = _HDR.unpack_from(rec)[4]
+                        found.append((bytes(k), bytes(rec[_HDR_SIZE : _HDR_SIZE + kept]) if kept else None))
+                    if n >= _LIST_BATCH:
+                        start = bytes(k) + b"\x00"
+                        break
+                else:
+                    done = True
+            expired.extend((lkey, self._key_named(loc or lkey)) for lkey, loc in found)
 
         while not done:
             self._read(scan, buffers=True)
+        return expired
+
+    def _key_named(self, loc: bytes) -> object:
+        """The key at location ``loc`` as ``key_of`` names it (None if none, or no namer)."""
+        if self.key_of is None:
+            return None
+        return self.key_of(tuple(loc.decode(errors="replace").split("/")))
+
+    def delete_expired(
+        self,
+        found: builtins.list[tuple[bytes, object]],
+        on_done: Callable[[object, bool], object] | None = None,
+    ) -> int:
+        """Delete the records of ``found`` (from ``find_expired``) that are still expired; return how many.
+
+        Up to a thousand per transaction; ``on_done(key, deleted)`` is called
+        for each, after its transaction has committed.
+        """
+        ttl = self._ttl
+        if ttl is None or self._readonly:
+            return 0
         h = self._h
         total = 0
-        for i in range(0, len(expired), _DELETE_BATCH):
-            chunk = expired[i : i + _DELETE_BATCH]
+        for i in range(0, len(found), _DELETE_BATCH):
+            chunk = found[i : i + _DELETE_BATCH]
 
-            def do(txn: lmdb.Transaction[Any], txnid: int, seq: int, chunk: list[bytes] = chunk) -> int:
-                n = 0
+            def do(
+                txn: lmdb.Transaction[Any],
+                txnid: int,
+                seq: int,
+                chunk: builtins.list[tuple[bytes, object]] = chunk,
+            ) -> builtins.list[bool]:
+                deleted: builtins.list[bool] = []
                 now = self._clock()
-                for lkey in chunk:
+                for lkey, _ in chunk:
                     rec = txn.get(lkey, db=h.vdb)
-                    if rec is not None and len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl:
+                    gone = rec is not None and len(rec) >= _HDR_SIZE and now - _HDR.unpack_from(rec)[3] > ttl
+                    if gone:
                         txn.delete(lkey, db=h.vdb)
                         txn.delete(lkey, db=h.cdb)
                         txn.delete(lkey, db=h.adb)
-                        n += 1
-                return n
+                    deleted.append(gone)
+                return deleted
 
-            total += self._write(do)
+            deleted = self._write(do)
+            total += sum(deleted)
+            if on_done is not None:
+                for (_, key), gone in zip(chunk, deleted, strict=True):
+                    on_done(key, gone)
         return total
 
 

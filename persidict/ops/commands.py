@@ -106,3 +106,25 @@ class TransformItem:
     transformer: TransformingFunction
     max_attempts: int | None
     append_only: bool = False
+
+
+@attrs.frozen
+class GetMany:
+    """Read many keys: each value, or absent, or the error of its key."""
+
+    targets: tuple[Target, ...]
+
+
+@attrs.frozen
+class SetMany:
+    """Write many encoded values (create-only when append-only); each key all-or-nothing."""
+
+    items: tuple[tuple[Target, bytes], ...]
+    append_only: bool = False
+
+
+@attrs.frozen
+class DiscardMany:
+    """Delete many keys if present."""
+
+    targets: tuple[Target, ...]

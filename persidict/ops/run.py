@@ -13,7 +13,15 @@ from typing import Any
 
 from ..backends.base import IF_ABSENT, Backend, IfAbsent, NotModified, PreconditionFailed, Stat
 from ..errors import ConcurrencyConflictError
-from ..flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, VALUE_NOT_RETRIEVED, ETagIfExists, ETagValue, Joker
+from ..flags import (
+    ETAG_IS_THE_SAME,
+    ITEM_NOT_AVAILABLE,
+    KEEP_CURRENT,
+    VALUE_NOT_RETRIEVED,
+    ETagIfExists,
+    ETagValue,
+    Joker,
+)
 from ..results import ConditionalOperationResult, OperationResult
 from . import decide as d
 from .commands import (
@@ -113,17 +121,40 @@ def _expects_absent(cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf) -> bo
     )
 
 
+def _expects_current(cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf) -> bool:
+    """Whether ``cmd`` writes or deletes only if the key holds one given ETag (never refused by policy)."""
+    return (
+        isinstance(cmd, SetItemIf)
+        and cmd.condition is ETAG_IS_THE_SAME
+        and cmd.expected_etag is not ITEM_NOT_AVAILABLE
+        and cmd.value is not KEEP_CURRENT
+        and not cmd.append_only
+    )
+
+
 def run_conditional(
-    backend: Backend, cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf
+    backend: Backend, cmd: GetItemIf | SetItemIf | SetDefaultIf | DiscardIf, *, guess_current: bool = False
 ) -> ConditionalOperationResult[Any]:
-    """Run a conditional command to a result that is true of one moment."""
+    """Run a conditional command to a result that is true of one moment.
+
+    ``guess_current``: a write or delete conditional on the key holding a
+    given ETag is first tried pinned to that ETag, before observing anything
+    (one request on S3 when the ETag is current; when it is not, the
+    refused attempt is followed by the usual observation).
+    """
     decide_fn = _DECIDERS[type(cmd)]
     target = cmd.target
     guess_absent = _expects_absent(cmd)
+    guess_current = guess_current and _expects_current(cmd)
     actual: ETagIfExists
     data: bytes | None
     for _ in range(MAX_CONDITIONAL_ATTEMPTS):
-        if guess_absent:
+        if guess_current:
+            # Pinned to the expected ETag: the backend checks it atomically as it writes.
+            guess_current = False
+            actual, data = cmd.expected_etag, None
+            decision = decide_fn(cmd, actual)
+        elif guess_absent:
             # An insert that expects no item: try the create-only write before
             # observing anything (one request on S3); observe if it fails.
             guess_absent = False

@@ -118,6 +118,9 @@ class WrapperDict(PersiDict[ValueType]):
     def _discard(self, key: NonEmptySafeStrTuple) -> bool:
         return self._wrapped._discard(key)
 
+    def _default_workers(self) -> int:
+        return self._wrapped._default_workers()
+
     def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> Any:
         # Checked by the dict that stores it; written again by _set (_set_serialised's default).
         return self._wrapped._serialised(key, value)
@@ -129,7 +132,6 @@ class WrapperDict(PersiDict[ValueType]):
         """The number of items of the wrapped dict."""
         return len(self._wrapped)
 
-    def clear(self) -> None:
+    def _clear(self) -> None:
         """Delete every item of the wrapped dict."""
-        self._forbid_delete("clear")
         self._wrapped.clear()

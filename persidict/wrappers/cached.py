@@ -277,9 +277,8 @@ class MutableDictCached(WrapperDict[ValueType]):
             self._fill(key, res.resulting_etag, res.new_value)
         return res
 
-    def clear(self) -> None:
+    def _clear(self) -> None:
         """Delete every item of the main dict and empty both caches."""
-        self._forbid_delete("clear")
         self._wrapped.clear()
         self._etags.clear()
         self._data.clear()

@@ -22,6 +22,7 @@ from ..flags import (
 from ..keys import NonEmptySafeStrTuple, SafeStrTuple
 from ..ops.decide import condition_holds
 from ..persi_dict import PersiDict
+from ..progress import ProgressOption, Reporter
 from ..results import ConditionalOperationResult, OperationResult
 from .base import WrapperDict, check_persidict
 
@@ -128,11 +129,16 @@ class ExpiringDict(WrapperDict[ValueType]):
             return False
         return self._wrapped._discard_if(key, seen.actual_etag, ETAG_IS_THE_SAME).value_was_mutated
 
-    def purge(self) -> int:
-        """Delete every expired item; return how many were deleted."""
+    def purge(self, *, progress: ProgressOption = None) -> int:
+        """Delete every expired item; return how many were deleted (``progress``: persidict.progress)."""
         now = self._clock()
         expired = [k for k, ts in self._wrapped._iter_keys_and_timestamps() if self._is_expired(ts, now)]
-        return sum(1 for k in expired if self._purge_key(k))
+        n = 0
+        with Reporter(progress, total=len(expired), desc="purge") as rep:
+            for k in expired:
+                n += self._purge_key(k)
+                rep.advance(k)
+        return n
 
     # ------------------------------------------------------------ reads
 
