@@ -11,7 +11,13 @@ from itertools import chain
 from typing import Any, NoReturn, cast
 
 from .backends.base import Location
-from .backends.files import FileBackend, FileNameTooLongError, PathCollisionError, make_folders
+from .backends.files import (
+    FileBackend,
+    FileNameTooLongError,
+    PathCollisionError,
+    UnsafeNameError,
+    make_folders,
+)
 from .codecs import Codec
 from .flags import ETagConditionFlag, ETagIfExists, Joker, RetrieveValueFlag, TransformingFunction, ValueType
 from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple, to_key
@@ -20,6 +26,7 @@ from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
 
 _DEFAULT_BASE_DIR = "__file_dir_dict__"
+_REFUSALS = (FileNameTooLongError, PathCollisionError, UnsafeNameError)
 
 
 class FileDirDict(StoreDict[ValueType]):
@@ -53,6 +60,33 @@ class FileDirDict(StoreDict[ValueType]):
 
     Writers killed mid-write leave hidden temporary files (``*.tmp#``):
     they are never items; ``remove_stale_temp_files()`` deletes old ones.
+
+    What is an item. Exactly the regular files whose every path component
+    carries this dict's digest suffix (for its ``digest_len``) and whose name
+    ends in its format's extension. Anything else in the folder — foreign
+    files (``notes.pkl``), files of another ``digest_len`` or format, hidden
+    files and folders (``.git``, ``.venv``), links — is invisible to ``len``,
+    iteration, ``clear`` and every read, never entered, and never written
+    through or deleted. A key component starting with "." is stored with its
+    suffix (``.x_abcd.pkl``), which proves it ours: it is an item like any
+    other. With ``digest_len=0`` nothing proves it, so names starting with
+    "." are never items: writing a key with such a component raises a
+    ValueError (UnsafeNameError) naming the key, and reading it finds nothing.
+
+    Links. ``base_dir`` may be a link: it is resolved once, when the dict is
+    opened (``os.path.realpath``), and ``base_dir`` reports the real folder.
+    Inside it no link is ever followed (files and folders are opened
+    relative to their folder's descriptor with ``O_NOFOLLOW``): a link named
+    like an item is no item (``KeyError``; a write replaces the link itself,
+    never its target; a delete leaves it), and a link where a key's folder
+    should be is never entered (reads find nothing, writes raise
+    PathCollisionError).
+
+    ETags are ``mtime_ns:size:inode``; on file systems that keep timestamps
+    to the second (ext3, ext4 with 128-byte inodes, HFS+, NFS exports...)
+    they end in a per-write token kept in the extended attribute
+    ``user.persidict.etag`` (or, without extended attributes, a digest of
+    the content, which costs a read of the value per ETag there).
     """
 
     _files: FileBackend
@@ -74,7 +108,7 @@ class FileDirDict(StoreDict[ValueType]):
             raise TypeError(f"durable must be a bool, not {durable!r}")
         if not isinstance(use_locks, bool):
             raise TypeError(f"use_locks must be a bool, not {use_locks!r}")
-        self._files = FileBackend(folder, durable=durable, use_locks=use_locks)
+        self._files = FileBackend(folder, durable=durable, use_locks=use_locks, dot_names=digest_len != 0)
         self._init_store(
             backend=self._files,
             root=(),
@@ -83,6 +117,8 @@ class FileDirDict(StoreDict[ValueType]):
             base_class_for_values=base_class_for_values,
             digest_len=digest_len,
         )
+        # On disk, a name starting with "." is hidden: no key unless its suffix proves it ours.
+        self._layout = Layout(self._layout.extension, self._layout.digest_len, hidden=False)
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"base_dir {folder!r} exists and is not a folder")
         blocker = make_folders(folder, durable=durable)
@@ -93,8 +129,9 @@ class FileDirDict(StoreDict[ValueType]):
 
     @property
     def base_dir(self) -> str:
-        """The absolute path of the folder holding this dict's files."""
-        return self._files.base_dir
+        """The absolute path of the folder holding this dict's files (links resolved when opened)."""
+        root = self._root
+        return os.path.join(self._files.base_dir, *root) if root else self._files.base_dir
 
     @property
     def durable(self) -> bool:
@@ -120,14 +157,14 @@ class FileDirDict(StoreDict[ValueType]):
             raise TypeError(f"older_than must be a number of seconds, not {older_than!r}")
         if math.isnan(older_than) or older_than < 0:
             raise ValueError(f"older_than must be >= 0 seconds, not {older_than!r}")
-        return self._files.remove_stale_temps(float(older_than))
+        return self._files.remove_stale_temps(float(older_than), self._root, self._holds_keys)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters, sorted: ``FileDirDict(**d.get_params())`` opens the same folder."""
         files = self._files
         params = {
             **self._common_params(),
-            "base_dir": files.base_dir,
+            "base_dir": self.base_dir,
             "digest_len": self.digest_len,
             "durable": files.durable,
             "use_locks": files.use_locks,
@@ -171,7 +208,7 @@ class FileDirDict(StoreDict[ValueType]):
                     data = self._coder.encode(to_key(key), value)  # raises the error naming the key
                 try:
                     self._files.put(loc, data)
-                except (FileNameTooLongError, PathCollisionError) as e:
+                except _REFUSALS as e:
                     self._refuse(to_key(key), e)
                 return
         super().__setitem__(key, value)
@@ -183,13 +220,22 @@ class FileDirDict(StoreDict[ValueType]):
             else:
                 t = self._target(key)
                 self._files.put(t.loc, t.coder.encode(key, value))  # nothing to decide, no Stat wanted
-        except (FileNameTooLongError, PathCollisionError) as e:
+        except _REFUSALS as e:
             self._refuse(key, e)
+
+    def _serialised(self, key: NonEmptySafeStrTuple, value: Any) -> bytes:
+        """The stored bytes of ``value``, once ``key`` is known to fit here (``update`` checks all first)."""
+        payload: bytes = super()._serialised(key, value)
+        try:
+            self._files.check_writable(self._target(key).loc)
+        except _REFUSALS as e:
+            self._refuse(key, e)
+        return payload
 
     def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: bytes) -> None:
         try:
             super()._set_serialised(key, value, payload)
-        except (FileNameTooLongError, PathCollisionError) as e:
+        except _REFUSALS as e:
             self._refuse(key, e)
 
     def _set_item_if(
@@ -202,7 +248,7 @@ class FileDirDict(StoreDict[ValueType]):
     ) -> ConditionalOperationResult[ValueType]:
         try:
             return super()._set_item_if(key, value, expected_etag, condition, retrieve)
-        except (FileNameTooLongError, PathCollisionError) as e:
+        except _REFUSALS as e:
             self._refuse(key, e)
 
     def _setdefault_if(
@@ -215,7 +261,7 @@ class FileDirDict(StoreDict[ValueType]):
     ) -> ConditionalOperationResult[ValueType]:
         try:
             return super()._setdefault_if(key, default_value, expected_etag, condition, retrieve)
-        except (FileNameTooLongError, PathCollisionError) as e:
+        except _REFUSALS as e:
             self._refuse(key, e)
 
     def _transform_item(
@@ -223,19 +269,29 @@ class FileDirDict(StoreDict[ValueType]):
     ) -> OperationResult[ValueType]:
         try:
             return super()._transform_item(key, transformer, max_attempts)
-        except (FileNameTooLongError, PathCollisionError) as e:
+        except _REFUSALS as e:
             self._refuse(key, e)
 
-    def _refuse(self, key: NonEmptySafeStrTuple, e: FileNameTooLongError | PathCollisionError) -> NoReturn:
+    def _refuse(
+        self, key: NonEmptySafeStrTuple, e: FileNameTooLongError | PathCollisionError | UnsafeNameError
+    ) -> NoReturn:
         """Raise the backend's refusal of ``key`` again, naming the key."""
         if isinstance(e, PathCollisionError):
             raise PathCollisionError(e.message, backend=e.backend, operation=e.operation, key=key) from None
-        if e.index is not None:
-            component = key[e.index]
+        index = None if e.index is None or e.index < len(self._root) else e.index - len(self._root)
+        if isinstance(e, UnsafeNameError):
+            raise UnsafeNameError(
+                f"Key {key!r} cannot be stored in {self.base_dir!r}: {self._unsafe_problem(key, index, e)}. "
+                "Nothing was written.",
+                name=e.name,
+                index=e.index,
+            ) from None
+        if index is not None:
+            component = key[index]
             overhead = e.size - len(os.fsencode(component))
             problem = (
                 f"its component {component!r} ({len(component)} characters) would be the "
-                f"{'file' if e.index == len(key) - 1 else 'folder'} name {e.name!r} of {e.size} bytes, "
+                f"{'file' if index == len(key) - 1 else 'folder'} name {e.name!r} of {e.size} bytes, "
                 f"over the limit of {e.limit} bytes per name (NAME_MAX) of this filesystem; "
                 f"here that component may have at most {e.limit - overhead} characters"
             )
@@ -246,21 +302,41 @@ class FileDirDict(StoreDict[ValueType]):
             name=e.name,
             size=e.size,
             limit=e.limit,
-            index=e.index,
+            index=index,
         ) from None
+
+    def _unsafe_problem(self, key: NonEmptySafeStrTuple, index: int | None, e: UnsafeNameError) -> str:
+        """Why the backend refused a name of ``key``, told in terms of the key."""
+        if index is None or not e.name.startswith("."):
+            return str(e)
+        return (
+            f"its component {key[index]!r} starts with '.', and with digest_len=0 a name starting with '.' "
+            "is hidden, never an item (hidden files and folders such as .git or .venv are not this dict's); "
+            "open the dict with digest_len > 0 to store such keys"
+        )
 
     # ------------------------------------------------------------ listing
     # One pass of os.scandir; folder names are decoded once per folder, file
     # names through the layout's bounded cache.
 
-    def _walk_keys(self) -> Iterator[tuple[list[NonEmptySafeStrTuple], list[os.DirEntry[str]]]]:
-        """Stream (keys, their entries) in chunks, one chunk per batch of a folder's files."""
+    def _holds_keys(self, name: str) -> bool:
+        """Whether the folder ``name`` may hold this dict's keys (so that listings enter it)."""
+        return self._layout.decode_part(name) is not None
+
+    def _walk_keys(
+        self,
+    ) -> Iterator[tuple[Location, list[NonEmptySafeStrTuple], list[os.DirEntry[str]]]]:
+        """Stream (folder parts, keys, their entries) in chunks, one chunk per batch of a folder's files.
+
+        Only folders named like key components are entered, only regular
+        files named like items are keys; links are neither.
+        """
         layout = self._layout
         file_keys = layout.file_keys
         folder: Location | None = None
         prefix: tuple[str, ...] | None = ()
         names: dict[str, FileKey] = {}
-        for parts, entries in self._files.walk(()):
+        for parts, entries in self._files.walk(self._root, self._holds_keys):
             if parts is not folder:
                 folder = parts
                 prefix, names = layout.folder(parts)
@@ -269,10 +345,10 @@ class FileDirDict(StoreDict[ValueType]):
             if entries[0].name not in names:  # most likely a first listing: decode them all
                 decoded = file_keys(prefix, names, [e.name for e in entries])
                 if all(decoded):
-                    yield cast(list[NonEmptySafeStrTuple], decoded), entries
+                    yield parts, cast(list[NonEmptySafeStrTuple], decoded), entries
                 else:
                     pairs = [(k, e) for k, e in zip(decoded, entries, strict=True) if k]
-                    yield [k for k, _ in pairs], [e for _, e in pairs]
+                    yield parts, [k for k, _ in pairs], [e for _, e in pairs]
                 continue
             keys: list[NonEmptySafeStrTuple] = []
             found: list[os.DirEntry[str]] = []
@@ -291,49 +367,68 @@ class FileDirDict(StoreDict[ValueType]):
                     if key:
                         keys.append(key)
                         found.append(entry)
-            yield keys, found
+            yield parts, keys, found
 
     def _iter_keys(self) -> Iterator[NonEmptySafeStrTuple]:
-        return chain.from_iterable(keys for keys, _ in self._walk_keys())
+        return chain.from_iterable(keys for _, keys, _ in self._walk_keys())
 
     def _iter_keys_and_timestamps(self) -> Iterator[tuple[NonEmptySafeStrTuple, float]]:
-        for keys, entries in self._walk_keys():
+        for _, keys, entries in self._walk_keys():
             for key, entry in zip(keys, entries, strict=True):
                 try:
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # deleted meanwhile
                 yield key, st.st_mtime_ns / 1e9
 
     def __len__(self) -> int:
-        """The number of stored items (temporary and foreign files are not counted)."""
+        """The number of stored items (temporary, foreign and hidden files and links are not counted)."""
         n = 0
-        for keys, _ in self._walk_keys():
+        for _, keys, _ in self._walk_keys():
             n += len(keys)
         return n
 
+    def _clear(self) -> None:
+        """Delete every item of this dict (and of its subdicts); foreign and hidden files and links stay."""
+        root = self._root
+        self._files.delete_many(
+            root + parts + (entry.name,) for parts, _, entries in self._walk_keys() for entry in entries
+        )
+
     def _subdict(self, prefix: SafeStrTuple) -> FileDirDict[ValueType]:
-        """The dict stored in the subfolder of ``prefix`` (created on first write)."""
-        files = self._files
-        folder = os.path.join(files.base_dir, *self._layout.encode_prefix(prefix))
+        """The dict stored in the subfolder of ``prefix`` (created on first write), on the same backend."""
         sub = copy.copy(self)
-        sub._files = sub._backend = FileBackend(folder, durable=files.durable, use_locks=files.use_locks)
-        sub._layout = Layout(self._layout.extension, self._layout.digest_len)
+        sub._root = self._root + self._layout.encode_prefix(prefix)
+        sub._layout = self._layout.fresh()
         return sub
 
 
 def _resolve_base_dir(base_dir: str | os.PathLike[str], dir_name: str | os.PathLike[str] | None) -> str:
-    """The absolute base folder from ``base_dir`` and its older spelling ``dir_name``."""
-    for name, value in (("base_dir", base_dir), ("dir_name", dir_name)):
-        if value is not None and not isinstance(value, str | os.PathLike):
-            raise TypeError(f"{name} must be a str or os.PathLike, not {value!r}")
-    folder = os.path.abspath(os.fspath(base_dir))
+    """The real base folder (links resolved) from ``base_dir`` or its older spelling ``dir_name``."""
+    given = {"base_dir": _folder_path("base_dir", base_dir)}
+    if dir_name is not None:
+        given["dir_name"] = _folder_path("dir_name", dir_name)
+    folder = os.path.realpath(os.path.abspath(given["base_dir"]))
     if dir_name is None:
         return folder
-    old = os.path.abspath(os.fspath(dir_name))
-    if os.fspath(base_dir) != _DEFAULT_BASE_DIR and old != folder:
+    old = os.path.realpath(os.path.abspath(given["dir_name"]))
+    if given["base_dir"] != _DEFAULT_BASE_DIR and old != folder:
         raise ValueError(
-            f"base_dir={os.fspath(base_dir)!r} and dir_name={os.fspath(dir_name)!r} disagree; "
+            f"base_dir={given['base_dir']!r} and dir_name={given['dir_name']!r} disagree; "
             "dir_name is the older spelling of base_dir: give one"
         )
     return old
+
+
+def _folder_path(name: str, value: object) -> str:
+    """``value`` as a folder path; TypeError or ValueError naming the parameter ``name`` otherwise."""
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a str or os.PathLike naming a folder, not {value!r}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a str or os.PathLike of str, not {value!r}")
+    if not path:
+        raise ValueError(f"{name} must name a folder, not '' (pass '.' for the current folder)")
+    if "\0" in path:
+        raise ValueError(f"{name} must name a folder, not {path!r} (it holds a NUL character)")
+    return path

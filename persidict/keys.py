@@ -421,10 +421,22 @@ def _suffixes_match(heads: list[str], suffixes: str) -> bool:
 
 
 def _decode_component(encoded: str, digest_len: int) -> str | None:
-    """The key component stored as ``encoded`` (valid suffix stripped), or None if none is."""
-    if digest_len and has_digest_suffix(encoded, digest_len):
-        encoded = encoded[: -digest_len - 1]
-    return encoded if is_key_component(encoded) else None
+    """The key component stored as ``encoded``, or None if ``encoded`` holds none.
+
+    With ``digest_len > 0`` only a name carrying its valid suffix holds one:
+    the part before the suffix, if it is a key component that does not end
+    in a valid suffix of its own (``add_digest_suffix`` would have left such
+    a component alone, so its item is stored under another name). Names
+    without the suffix, or with one of another length, are foreign.
+    """
+    if not digest_len:
+        return encoded if is_key_component(encoded) else None
+    if not has_digest_suffix(encoded, digest_len):
+        return None
+    head = encoded[: -digest_len - 1]
+    if not is_key_component(head) or has_digest_suffix(head, digest_len):
+        return None
+    return head
 
 
 def add_digest_suffix(component: str, digest_len: int) -> str:
@@ -467,15 +479,32 @@ class Layout:
     Each component gets a digest suffix when ``digest_len > 0`` (FileDirDict's
     defence against case-insensitive filesystems); the last one also gets
     ``"." + extension``. Decoded names are cached: listings decode every file.
+
+    With ``digest_len > 0`` a name holds a key only if it carries its valid
+    suffix (see ``_decode_component``), which proves it was written through
+    this layout, even a name starting with ".". ``hidden=False`` (a folder on
+    disk) makes names starting with "." foreign when no suffix proves
+    otherwise, that is with ``digest_len == 0``.
     """
 
-    __slots__ = ("_decoded", "_dot_ext", "_file_count", "_folders", "_items", "digest_len", "extension")
+    __slots__ = (
+        "_decoded",
+        "_dot_ext",
+        "_file_count",
+        "_folders",
+        "_items",
+        "digest_len",
+        "extension",
+        "hidden",
+    )
 
     _DECODED_LIMIT = 65_536
 
-    def __init__(self, extension: str, digest_len: int = 0) -> None:
+    def __init__(self, extension: str, digest_len: int = 0, *, hidden: bool = True) -> None:
         self.extension = extension
         self.digest_len = digest_len
+        self.hidden = hidden
+        """Whether a name starting with "." may hold a key when no digest suffix proves it ours."""
         self._dot_ext = "." + extension
         # A chunk of file names joined by "/", each shaped like an item with a
         # 4-character suffix: safe, at most 253 characters before the
@@ -493,13 +522,19 @@ class Layout:
             isinstance(other, Layout)
             and other.extension == self.extension
             and other.digest_len == self.digest_len
+            and other.hidden == self.hidden
         )
 
     def __hash__(self) -> int:
-        return hash((self.extension, self.digest_len))
+        return hash((self.extension, self.digest_len, self.hidden))
 
     def __repr__(self) -> str:
-        return f"Layout(extension={self.extension!r}, digest_len={self.digest_len})"
+        hidden = "" if self.hidden else ", hidden=False"
+        return f"Layout(extension={self.extension!r}, digest_len={self.digest_len}{hidden})"
+
+    def fresh(self) -> Layout:
+        """A layout like this one with empty caches (for a subdict)."""
+        return Layout(self.extension, self.digest_len, hidden=self.hidden)
 
     def encode_prefix(self, prefix: Sequence[str]) -> tuple[str, ...]:
         """Encoded folder parts for a key prefix."""
@@ -524,7 +559,7 @@ class Layout:
         decoded = self._decoded
         c = decoded.get(encoded, _UNKNOWN)
         if c is _UNKNOWN:
-            c = _decode_component(encoded, self.digest_len)
+            c = self._decode(encoded)
             if len(decoded) >= self._DECODED_LIMIT:
                 decoded.clear()
             decoded[encoded] = c
@@ -564,6 +599,9 @@ class Layout:
             heads = [name[:cut] for name in new]
             if _suffixes_match(heads, "".join([name[cut + 1 : cut + 5] for name in new])):
                 keys = list(map(_new_key, zip(*map(repeat, prefix), heads, strict=False)))
+                for i, head in enumerate(heads):
+                    if head[-5:-4] == "_" and has_digest_suffix(head, 4):
+                        keys[i] = False  # a head with a suffix of its own: its key is stored elsewhere
         if keys is None:  # another digest length, or a name that is no suffixed item
             keys = [self._file_key(prefix, name) for name in new]
         known = len(names)
@@ -575,8 +613,14 @@ class Layout:
         """The key the file ``name`` holds in a folder of keys under ``prefix``, False if none."""
         if not name.endswith(self._dot_ext):
             return False
-        c = _decode_component(name[: -len(self._dot_ext)], self.digest_len)
+        c = self._decode(name[: -len(self._dot_ext)])
         return False if c is None else _new_key((*prefix, c))
+
+    def _decode(self, encoded: str) -> str | None:
+        """``_decode_component`` under this layout's rule for names starting with "." (uncached)."""
+        if not self.hidden and not self.digest_len and encoded[:1] == ".":
+            return None
+        return _decode_component(encoded, self.digest_len)
 
     def _forget_files(self) -> None:
         for _, names in list(self._folders.values()):

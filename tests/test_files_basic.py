@@ -351,6 +351,11 @@ def test_odd_but_valid_keys_stay_inside_base_dir(tmp_path: pathlib.Path, digest_
     base = tmp_path / "base"
     d: FileDirDict[int] = FileDirDict(base_dir=base, digest_len=digest_len, durable=False)
     keys = [("...",), (".x", "..y"), ("~",), ("-", "="), ("a.pkl",), ("x" * 200,), ("y" * 240, "z" * 240)]
+    if not digest_len:  # no suffix proves a name starting with "." ours: such keys are refused
+        for k in [k for k in keys if any(c.startswith(".") for c in k)]:
+            with pytest.raises(ValueError, match=r"starts with '\.'"):
+                d[k] = 0
+            keys.remove(k)
     for i, k in enumerate(keys):
         d[k] = i
     for p in base.rglob("*"):

@@ -67,6 +67,7 @@ def test_permission_errors_surface_as_themselves(
     with pytest.raises(PermissionError):
         d.get_with_etag("k")
     monkeypatch.setattr(os, "stat", denied_stat)
+    monkeypatch.setattr(os, "lstat", denied_stat)
     with pytest.raises(PermissionError):
         _ = "k" in d
     with pytest.raises(PermissionError):

@@ -48,7 +48,8 @@ def _prune_parent_once(fired: list[str]) -> Callable[..., None]:
 
     def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
         p = os.fspath(path)
-        parent = os.path.dirname(p)
+        dir_fd = kwargs.get("dir_fd")
+        parent = os.path.dirname(p) if dir_fd is None else os.readlink(f"/proc/self/fd/{dir_fd}")
         if not fired and os.path.basename(parent).startswith("a_") and os.path.isdir(parent):
             fired.append(parent)
             os.rmdir(parent)  # a concurrent delete's prune
@@ -84,8 +85,8 @@ def test_write_survives_a_folder_that_exists_then_vanishes(
         p = os.fspath(path)
         if not fired and os.path.basename(p).startswith("b_"):
             fired.append(True)
-            real_mkdir(p)
-            os.rmdir(p)
+            real_mkdir(p, *args, **kwargs)
+            os.rmdir(p, dir_fd=kwargs.get("dir_fd"))
             raise FileExistsError(errno.EEXIST, "File exists", p)
         real_mkdir(p, *args, **kwargs)
 

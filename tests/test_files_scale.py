@@ -37,14 +37,17 @@ class _Stat:
 
 
 class _Entry:
-    def __init__(self, folder: str, name: str, is_dir: bool, i: int) -> None:
+    def __init__(self, name: str, is_dir: bool, i: int) -> None:
         self.name = name
-        self.path = folder + os.sep + name
+        self.path = name  # (what os.scandir of a descriptor gives)
         self._is_dir = is_dir
         self._i = i
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         return self._is_dir
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return not self._is_dir
 
     def is_symlink(self) -> bool:
         return False
@@ -75,27 +78,53 @@ class _Scan:
         pass
 
 
-def fake_tree(root: str, n_keys: int, per_folder: int) -> Callable[[Any], _Scan]:
-    """A scandir over ``n_keys`` files, ``per_folder`` per folder, generated lazily."""
+_FAKE_FD = 1 << 30  # fake descriptors: far above any real one
+
+
+def fake_tree(monkeypatch: pytest.MonkeyPatch, root: str, n_keys: int, per_folder: int) -> None:
+    """Serve a tree of ``n_keys`` files, ``per_folder`` per folder, generated lazily, to the listings.
+
+    The walk opens folders (os.open of the root's path, then of each folder
+    relative to its parent's descriptor), lists descriptors (os.scandir) and
+    closes them: those calls are faked for the tree, and passed on for
+    anything else.
+    """
     n_folders = -(-n_keys // per_folder)
     folders = {suffixed(f"p{i}"): i for i in range(n_folders)}
+    opened: dict[int, str | None] = {}  # fake descriptor -> its folder's name (None: the root)
+    real_open, real_scandir, real_close = os.open, os.scandir, os.close
 
-    def files(folder: str, i: int) -> Iterator[_Entry]:
+    def files(i: int) -> Iterator[_Entry]:
         first = i * per_folder
         for j in range(first, min(first + per_folder, n_keys)):
-            yield _Entry(folder, f"{suffixed(f'k{j}')}.pkl", False, j)
-        yield _Entry(folder, f".{suffixed('x')}.pkl.host.1.ab0.tmp#", False, 0)  # a temporary file
+            yield _Entry(f"{suffixed(f'k{j}')}.pkl", False, j)
+        yield _Entry(f".{suffixed('x')}.pkl.host.1.ab0.tmp#", False, 0)  # a temporary file
 
-    def scandir(path: Any) -> _Scan:
-        path = os.fspath(path)
-        if path == root:
-            return _Scan(_Entry(root, name, True, 0) for name in folders)
-        head, name = os.path.split(path)
-        if head != root or name not in folders:
-            raise FileNotFoundError(path)
-        return _Scan(files(path, folders[name]))
+    def open_(path: Any, flags: int, *args: Any, dir_fd: int | None = None, **kwargs: Any) -> int:
+        name = os.fspath(path)
+        if dir_fd is None and name != root:
+            return real_open(path, flags, *args, dir_fd=dir_fd, **kwargs)
+        if dir_fd is not None and (opened.get(dir_fd, "") is not None or name not in folders):
+            raise FileNotFoundError(name)
+        fd = _FAKE_FD + len(opened)
+        opened[fd] = None if dir_fd is None else name
+        return fd
 
-    return scandir
+    def scandir(path: Any = ".") -> Any:
+        if not isinstance(path, int) or path not in opened:
+            return real_scandir(path)
+        name = opened[path]
+        if name is None:
+            return _Scan(_Entry(name, True, 0) for name in folders)
+        return _Scan(files(folders[name]))
+
+    def close(fd: int) -> None:
+        if fd not in opened:
+            real_close(fd)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "close", close)
 
 
 def peak_mb(fn: Callable[[], object]) -> tuple[object, float]:
@@ -115,7 +144,7 @@ def _store(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, n: int, per_folder: int
 ) -> FileDirDict[Any]:
     d: FileDirDict[Any] = FileDirDict(base_dir=tmp_path / "tree", durable=False)
-    monkeypatch.setattr(os, "scandir", fake_tree(d.base_dir, n, per_folder))
+    fake_tree(monkeypatch, d.base_dir, n, per_folder)
     return d
 
 

@@ -309,8 +309,12 @@ def _reference_key(prefix: tuple[str, ...], name: str, ext: str, n: int) -> NonE
     if not name.endswith("." + ext):
         return None
     c = name[: -len(ext) - 1]
-    if n and len(c) > n + 1 and c[-n - 1] == "_" and _reference_digest(c[: -n - 1], n) == c[-n:]:
+    if n:  # only a name with its valid suffix, whose head has none of its own, holds a key
+        if not (len(c) > n + 1 and c[-n - 1] == "_" and _reference_digest(c[: -n - 1], n) == c[-n:]):
+            return None
         c = c[: -n - 1]
+        if len(c) > n + 1 and c[-n - 1] == "_" and _reference_digest(c[: -n - 1], n) == c[-n:]:
+            return None
     try:
         return NonEmptySafeStrTuple(*prefix, c)
     except ValueError:
@@ -366,7 +370,7 @@ def test_file_name_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     layout = Layout("pkl", 4)
     seen = 0
     for folder in range(20):
-        prefix, cache = layout.folder((f"f{folder}",))
+        prefix, cache = layout.folder((add_digest_suffix(f"f{folder}", 4),))
         assert prefix == (f"f{folder}",)
         for chunk in range(3):
             names = [add_digest_suffix(f"k{folder}_{chunk}_{i}", 4) + ".pkl" for i in range(10)]

@@ -6,7 +6,10 @@ crash or by another process sharing the cache: an entry is always bytes the
 remote held under that ETag. A read with a cached entry asks the remote
 ``If-None-Match: <cached etag>``; a NotModified answer serves the local
 bytes. Writes go to the remote and record the returned ETag locally, with no
-extra request. ``stat`` and listings always ask the remote.
+extra request. ``stat`` and listings always ask the remote. Batch reads and
+writes go through ``read`` and ``write`` (in a pool of threads), so they
+validate and fill the cache exactly as single ones do; batch deletes use the
+remote's own and drop the local entries.
 
 With ``digest_len > 0`` every name of an entry's local path gets ``"_"`` and
 that many characters of its digest (before the extension of the last name),
@@ -24,6 +27,7 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
+from ..concurrency import map_outcomes
 from ..errors import BackendError
 from .base import Backend, Capabilities, Location, NotModified, Precondition, ReadAnswer, Stat
 
@@ -85,18 +89,30 @@ class CachedBackend:
 
     ``local_prefix`` is prepended to locations in the local store, so that
     dicts opened at different remote prefixes share one cache layout;
-    ``digest_len`` suffixes the local names (see ``cache_names``).
+    ``digest_len`` suffixes the local names (see ``cache_names``), and
+    ``local_root`` (e.g. the bucket's folder) is prepended to them as is.
+    The local store is trusted with its own safety: a FileBackend never
+    follows a link below its base folder, so a link planted in the cache
+    folder is neither read, written nor deleted through (the entry is then
+    simply not cached).
     Failing to update the local store never fails an operation that
     succeeded remotely: the entry is dropped instead (entries are checked
     against the remote ETag on every read anyway).
     """
 
     def __init__(
-        self, remote: Backend, local: Backend, *, local_prefix: Location = (), digest_len: int = 0
+        self,
+        remote: Backend,
+        local: Backend,
+        *,
+        local_prefix: Location = (),
+        digest_len: int = 0,
+        local_root: Location = (),
     ) -> None:
         self.remote = remote
         self.local = local
         self.local_prefix = local_prefix
+        self.local_root = local_root
         self.digest_len = digest_len
         self.capabilities: Capabilities = remote.capabilities
         self._names: dict[Location, Location] = {}
@@ -117,11 +133,11 @@ class CachedBackend:
     def local_location(self, loc: Location) -> Location:
         """Where the entry of ``loc`` is in the local store (remembered, boundedly)."""
         if not self.digest_len:
-            return self.local_prefix + loc
+            return self.local_root + self.local_prefix + loc
         names = self._names
         local = names.get(loc)
         if local is None:
-            local = cache_names(self.local_prefix + loc, self.digest_len)
+            local = self.local_root + cache_names(self.local_prefix + loc, self.digest_len)
             if len(names) >= _NAMES_LIMIT:
                 names.clear()
             names[loc] = local
@@ -190,6 +206,26 @@ class CachedBackend:
     def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
         """Ask the remote."""
         return self.remote.list_stats(prefix)
+
+    def discard_many(
+        self, locs: Iterable[Location], *, max_workers: int
+    ) -> builtins.list[bool | BaseException]:
+        """Delete remotely (the remote's own batch delete when it has one), then every local entry.
+
+        Per location: whether it existed remotely, or the exception for it.
+        The local entries are dropped whatever the outcome (a dropped entry
+        only costs a full read later).
+        """
+        locs = builtins.list(locs)
+        remote_many = getattr(self.remote, "discard_many", None)
+        outcomes: builtins.list[bool | BaseException]
+        if remote_many is not None:
+            outcomes = remote_many(locs, max_workers=max_workers)
+        else:
+            outcomes = map_outcomes(self.remote.delete, locs, max_workers)
+        for loc in locs:
+            self._forget(loc)
+        return outcomes
 
     def delete_many(self, locs: Iterable[Location]) -> int:
         """Delete remotely in batches, then the local entries."""

@@ -12,14 +12,44 @@ unlink. ``flock`` locks belong to an open file description, so every opener
 of the folder — a dict, its subdicts, another process — agrees on the lock
 (non-durable writes with locks use a descriptor that folder_locks.py keeps
 open between writes, one per folder and process, and rename relative to it;
-see ``_store_in_held_folder`` for why that is the folder at the path).
+see ``_commit_held`` for why that is the folder at the path).
 With ``use_locks=False`` (folders synced by Dropbox and the like, which do
 not carry locks) conditional operations fall back to check-then-act;
 create-if-absent stays atomic on the local disk through ``link()``.
 
+Links. ``base_dir`` is trusted as given (FileDirDict resolves it once, when
+the dict is opened); below it no symbolic link is ever followed. A location
+of one name is opened by its path with ``O_NOFOLLOW`` (the only name below
+base_dir is the last one, which the flag guards); a deeper one through
+descriptors, each folder opened relative to its parent with
+``O_DIRECTORY | O_NOFOLLOW``, the item relative to its folder. So a link
+named like an item is no item (reads find nothing, deletes leave it, a
+write replaces the link itself, never its target), and a link standing
+where a folder should be is never entered (reads find nothing, writes raise
+PathCollisionError). Renames and deletes happen relative to the descriptor
+of the folder the temporary file was made in, or to the lock's descriptor
+after checking that the temporary file is in that very folder. Listings
+walk descriptors too, and skip links, hidden-by-rule folders and anything
+that is not a regular file. Names that could leave the folder ("", ".",
+"..", a "/" or NUL inside) are refused (UnsafeNameError on write, nothing
+found on read), and so, with ``dot_names=False``, are names starting with
+".".
+
 ETags are ``"<mtime_ns>:<size>:<inode>"``. Every write stamps its file with
-``time.time_ns()`` before the rename, so ETags differ even when the kernel's
-file clock is coarse and an inode number is reused.
+``time.time_ns()`` made odd (never a whole millisecond) before the rename,
+so ETags differ even when an inode number is reused. File systems that keep
+timestamps to the second or coarser (ext3, ext4 with 128-byte inodes, HFS+,
+FAT, many NFS exports) drop those nanoseconds, which alone would let two
+same-size writes in one second share an ETag. A file whose mtime is a whole
+millisecond therefore carries more: the writer, having found on its first
+write that this store drops the nanoseconds, gives each file a random token
+in the extended attribute ``user.persidict.etag``, and the ETag is
+``"<mtime_ns>:<size>:<inode>:<token>"`` (one getxattr per ETag; on ext4
+with 128-byte inodes the attribute takes a block of its own per file).
+Where the file system has no extended attributes, the ETag ends in
+``":#" + <digest of the content>`` instead, so an ETag there costs a read of
+the value (and two writes of equal bytes within one second may share one).
+On file systems with fine timestamps none of this is ever consulted.
 
 Folders are created on demand and removed when a delete leaves them empty, so
 a write creating folders races with deletes pruning them: folder creation
@@ -38,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import itertools
 import math
 import os
@@ -45,7 +76,7 @@ import secrets
 import socket
 import stat as stat_module
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import BackendError
@@ -67,8 +98,18 @@ from .folder_locks import O_DIR
 _PATH_CACHE_LIMIT = 100_000
 _NAME_MAX = 255  # when the filesystem does not say (os.pathconf)
 _PATH_MAX = 4096
-_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# Reads never follow a link, and never block on a FIFO planted in the store.
+_O_READ = os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+_O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW
+# A folder to create in, list or fsync; and one only to look names up in (O_PATH where there is one).
+_O_FOLDER = O_DIR | _O_NOFOLLOW
+_O_HOP = (
+    (os.O_PATH | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC | _O_NOFOLLOW)
+    if hasattr(os, "O_PATH")
+    else _O_FOLDER
+)
 # Ends in a character no extension can contain, so a temporary file never
 # looks like an item, whatever the serialization format (even "tmp").
 _TMP_SUFFIX = ".tmp#"
@@ -77,18 +118,31 @@ _TMP_SUFFIX = ".tmp#"
 # name: a short name is cheaper to create and rename than a long one.
 _TMP_NAME_MAX = 1 + 40 + 1 + 10 + 1 + 8 + 16 + len(_TMP_SUFFIX)
 # Errors of a lookup that mean "nothing is stored there": no such file, a
-# file where a folder of the path should be, a name or path too long to exist.
-_ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+# file (or a link) where a folder of the path should be, a link where the
+# item should be (ELOOP; EMLINK on FreeBSD), a name or path too long to exist.
+_ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EMLINK})
+# Errors of a folder lookup that mean "something that is no folder stands there".
+_NOT_A_FOLDER_ERRNOS = frozenset({errno.ENOTDIR, errno.ELOOP, errno.EMLINK})
 # A write creating folders retries this often while concurrent deletes prune them.
 _FOLDER_ATTEMPTS = 100
 # walk() hands out a folder's file entries in lists of at most this many.
 _WALK_CHUNK = 256
 _S_ISDIR = stat_module.S_ISDIR
+_S_ISREG = stat_module.S_ISREG
 _DIGEST_ADVICE = (
     "With digest_len=0 a key's folder can take the name of another key's file "
     "(key 'a' is the file 'a.pkl', key ('a.pkl', 'x') needs a folder 'a.pkl'); "
     "open the dict with digest_len > 0 to keep them apart"
 )
+# ETags on file systems with coarse timestamps (see the module docstring).
+_COARSE_NS = 1_000_000
+_XATTR = "user.persidict.etag"
+_NO_XATTR_ERRNOS = frozenset(
+    {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL}
+)
+_NO_SUCH_XATTR = frozenset({getattr(errno, "ENODATA", errno.ENOENT), getattr(errno, "ENOATTR", errno.ENOENT)})
+_getxattr: Callable[..., bytes] | None = getattr(os, "getxattr", None)
+_setxattr: Callable[..., None] | None = getattr(os, "setxattr", None)
 
 
 class FileNameTooLongError(ValueError):
@@ -118,8 +172,30 @@ def _rebuild_too_long(
     return cls(message, name=name, size=size, limit=limit, index=index)
 
 
+class UnsafeNameError(ValueError):
+    """A location with a name that cannot be an item here; nothing was written.
+
+    ``""``, ``"."``, ``".."`` and names holding ``"/"`` or NUL would leave
+    their folder; with ``dot_names=False`` a name starting with ``"."`` is
+    hidden, which is never an item. ``index`` is its position in the location.
+    """
+
+    def __init__(self, message: str, *, name: str, index: int) -> None:
+        super().__init__(message)
+        self.name = name
+        self.index = index
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (_rebuild_unsafe, (type(self), str(self), self.name, self.index))
+
+
+def _rebuild_unsafe(cls: type[UnsafeNameError], message: str, name: str, index: int) -> UnsafeNameError:
+    """Unpickle an UnsafeNameError (its constructor takes keyword arguments)."""
+    return cls(message, name=name, index=index)
+
+
 class PathCollisionError(BackendError):
-    """A write whose file path is held by a folder, or whose folder path by a file; nothing changed."""
+    """A write whose file path is held by a folder, or a folder path by a file or a link; nothing changed."""
 
 
 class _TempNamer:
@@ -144,14 +220,84 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_NAMER.reset)
 
 
+# ---------------------------------------------------------------- ETags
+
+
 def stat_of(st: os.stat_result) -> Stat:
-    """The backend Stat of an ``os.stat_result``."""
+    """The backend Stat of an ``os.stat_result`` whose mtime is fine (not a whole millisecond)."""
     ns = st.st_mtime_ns
     return Stat(f"{ns}:{st.st_size}:{st.st_ino}", ns / 1e9, st.st_size)
 
 
-def _etag(st: os.stat_result) -> str:
-    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+def _stat_with(st: os.stat_result, etag: str) -> Stat:
+    return Stat(etag, st.st_mtime_ns / 1e9, st.st_size)
+
+
+def _etag_of_open(fd: int, st: os.stat_result, data: bytes | None) -> str:
+    """The ETag of the open regular file ``fd`` (``st`` its fstat; ``data`` its bytes if already read).
+
+    Fine timestamps: ``mtime_ns:size:inode``. A whole-millisecond mtime (a
+    coarse file system) adds the file's token, or, where the file system has
+    no extended attributes, a digest of the content (read here if ``data`` is
+    None).
+    """
+    tag = f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+    if st.st_mtime_ns % _COARSE_NS:
+        return tag
+    token = _token_of(fd)
+    if token is None:
+        if data is None:
+            data = _pread_all(fd, st.st_size)
+        return f"{tag}:#{hashlib.blake2b(data, digest_size=8).hexdigest()}"
+    return f"{tag}:{token}" if token else tag
+
+
+def _token_of(fd: int) -> str | None:
+    """The file's ETag token ("" if it has none); None where the file system keeps no extended attributes."""
+    if _getxattr is None:
+        return None
+    try:
+        raw = _getxattr(fd, _XATTR)
+    except OSError as e:
+        if e.errno in _NO_SUCH_XATTR:
+            return ""
+        if e.errno in _NO_XATTR_ERRNOS:
+            return None
+        raise
+    return raw.decode("ascii", "replace")
+
+
+def _give_token(fd: int) -> None:
+    """Give the open file a fresh random ETag token (nothing where extended attributes are not kept)."""
+    if _setxattr is None:
+        return
+    try:
+        _setxattr(fd, _XATTR, secrets.token_hex(8).encode("ascii"))
+    except OSError as e:
+        if e.errno not in _NO_XATTR_ERRNOS:
+            raise
+
+
+def _pread_all(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of the open file (fewer if it is shorter), whatever its offset."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = os.pread(fd, size - got, got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------- the backend
+
+# Where a location is, for reads: its path (one name below base_dir), or the
+# path of its first folder, the names of the folders below that, and its name.
+_Nested = tuple[str, tuple[str, ...], str]
+# Where a location is, for writes: (path, folder, folder + separator, folder parts).
+_Split = tuple[str, str, str, tuple[str, ...]]
 
 
 class FileBackend:
@@ -160,30 +306,40 @@ class FileBackend:
     ``durable``: fsync every written file and its folder (and the parents of
     the folders a write creates). ``use_locks``: make preconditions atomic
     across threads and processes with ``flock`` on the item's folder (turn
-    off for synced folders that do not carry locks).
+    off for synced folders that do not carry locks). ``dot_names=False``:
+    names starting with "." are never items (refused on write, absent on
+    read). ``base_dir`` is trusted as given; below it no link is followed.
     """
 
-    def __init__(self, base_dir: str, *, durable: bool = True, use_locks: bool = True) -> None:
+    def __init__(
+        self, base_dir: str, *, durable: bool = True, use_locks: bool = True, dot_names: bool = True
+    ) -> None:
         self.base_dir = os.path.abspath(os.fspath(base_dir))
         self.durable = durable
         self.use_locks = use_locks
+        self.dot_names = dot_names
         self.capabilities = Capabilities(atomic_preconditions=use_locks)
         self._paths: dict[Location, str] = {}
-        self._splits: dict[Location, tuple[str, str, str]] = {}
+        # Checked locations: of one name -> its path; deeper -> where (see _Nested).
+        self._flat: dict[Location, str] = {}
+        self._nested: dict[Location, _Nested] = {}
+        self._splits: dict[Location, _Split] = {}
         # Folder parts whose names were checked -> (folder, folder + separator).
         self._folders: dict[Location, tuple[str, str]] = {}
         self._limits: tuple[int, int] | None = None
         self._base_dir_fits = False
+        self._coarse: bool | None = None
+        """Whether this store's file system drops sub-millisecond mtimes (None: no write yet)."""
 
     def __repr__(self) -> str:
         return f"FileBackend({self.base_dir!r}, durable={self.durable}, use_locks={self.use_locks})"
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_paths"] = {}
-        state["_splits"] = {}
-        state["_folders"] = {}
+        for name in ("_paths", "_flat", "_nested", "_splits", "_folders"):
+            state[name] = {}
         state["_limits"] = None
+        state["_coarse"] = None
         return state
 
     def describe(self) -> str:
@@ -212,10 +368,51 @@ class FileBackend:
             self._limits = _fs_limits(self.base_dir)
         return self._limits
 
-    def _split(self, loc: Location) -> tuple[str, str, str]:
-        """(path, folder, temporary-file prefix) of ``loc``, cached for writes.
+    def _unsafe_name(self, loc: Location) -> UnsafeNameError | None:
+        """Why ``loc`` can hold no item here (a name leaving its folder, or hidden), or None."""
+        for i, name in enumerate(loc):
+            if name in ("", ".", "..") or "/" in name or "\0" in name or (os.altsep and os.altsep in name):
+                return UnsafeNameError(
+                    f"the name {name!r} would not stay inside its folder of {self.base_dir!r}",
+                    name=name,
+                    index=i,
+                )
+            if name[0] == "." and not self.dot_names:
+                return UnsafeNameError(
+                    f"the name {name!r} starts with '.': hidden files and folders are never items here",
+                    name=name,
+                    index=i,
+                )
+        return None
 
-        Raises FileNameTooLongError when ``loc`` cannot be stored here.
+    def _reach(self, loc: Location) -> str | _Nested | None:
+        """Where ``loc`` is for a read: its path, or its folders and name (cached); None if nothing can be."""
+        found: str | _Nested | None = self._flat.get(loc) or self._nested.get(loc)
+        if found is not None:
+            return found
+        if not loc or self._unsafe_name(loc) is not None:
+            return None
+        if len(loc) == 1:
+            flat = self.path(loc)
+            if len(self._flat) >= _PATH_CACHE_LIMIT:
+                self._flat.clear()
+            self._flat[loc] = flat
+            return flat
+        nested = (os.path.join(self.base_dir, loc[0]), loc[1:-1], loc[-1])
+        if len(self._nested) >= _PATH_CACHE_LIMIT:
+            self._nested.clear()
+        self._nested[loc] = nested
+        return nested
+
+    def check_writable(self, loc: Location) -> None:
+        """Raise FileNameTooLongError or UnsafeNameError if ``loc`` can never be written here (cached)."""
+        if loc not in self._splits:
+            self._split(loc)
+
+    def _split(self, loc: Location) -> _Split:
+        """(path, folder, folder + separator, folder parts) of ``loc``, cached for writes.
+
+        Raises FileNameTooLongError or UnsafeNameError when ``loc`` cannot be stored here.
         """
         sp = self._splits.get(loc)
         if sp is None:
@@ -225,8 +422,11 @@ class FileBackend:
             self._splits[loc] = sp
         return sp
 
-    def _split_new(self, loc: Location) -> tuple[str, str, str]:
-        """``_split`` uncached: short ASCII names in a folder already checked skip the full check."""
+    def _split_new(self, loc: Location) -> _Split:
+        """``_split`` uncached: short ASCII names in a folder already checked skip the length check."""
+        unsafe = self._unsafe_name(loc)
+        if unsafe is not None:
+            raise unsafe
         name_max, path_max = self._limits or self.limits()
         name = loc[-1]
         parts = loc[:-1]
@@ -235,7 +435,7 @@ class FileBackend:
             folder, head = known  # its temporary names fit: checked once
             path = head + name
             if path.isascii() and len(path) < path_max:
-                return path, folder, head
+                return path, folder, head, parts
         path = self.path(loc)
         folder = os.path.dirname(path)
         head = os.path.join(folder, "")
@@ -243,7 +443,7 @@ class FileBackend:
         if len(self._folders) >= _PATH_CACHE_LIMIT:
             self._folders.clear()
         self._folders[parts] = (folder, head)
-        return path, folder, head
+        return path, folder, head, parts
 
     def _check_lengths(self, loc: Location, path: str, tmp_prefix: str, name_max: int, path_max: int) -> None:
         """Raise FileNameTooLongError unless every name and the path fit the filesystem's limits."""
@@ -283,40 +483,106 @@ class FileBackend:
                 index=None,
             )
 
-    # ------------------------------------------------------------ reads
-    # A folder is never an item, and a lookup that cannot find anything (no
-    # such file, a file where a folder should be, a name too long to exist)
-    # answers "absent".
+    # ------------------------------------------------------------ descriptors
 
-    def stat(self, loc: Location) -> Stat | None:
-        """Metadata at ``loc``, or None when no file is there."""
+    def _folder(self, parts: Location, flags: int = _O_HOP) -> int:
+        """A descriptor of the folder ``parts`` (non-empty) below base_dir, opened without following links.
+
+        Raises OSError (see _ABSENT_ERRNOS) when it is missing or not a folder.
+        """
+        fd = os.open(os.path.join(self.base_dir, parts[0]), flags)
+        for name in parts[1:]:
+            try:
+                below = os.open(name, flags, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = below
+        return fd
+
+    def _open_item(self, loc: Location) -> int:
+        """A read descriptor of the file at ``loc``, or -1 when no item can be there; OSError if absent."""
+        where = self._reach(loc)
+        if where is None:
+            return -1
+        if isinstance(where, str):
+            return os.open(where, _O_READ)
+        head, middle, name = where
+        fd = os.open(head, _O_HOP)
         try:
-            st = os.stat(self.path(loc))
+            for folder in middle:
+                below = os.open(folder, _O_HOP, dir_fd=fd)
+                os.close(fd)
+                fd = below
+            return os.open(name, _O_READ, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def _lstat_item(self, loc: Location) -> os.stat_result | None:
+        """``lstat`` of ``loc`` without following links on the way; None when nothing can be there."""
+        where = self._reach(loc)
+        if where is None:
+            return None
+        try:
+            if isinstance(where, str):
+                return os.lstat(where)
+            head, middle, name = where
+            fd = os.open(head, _O_HOP)
+            try:
+                for folder in middle:
+                    below = os.open(folder, _O_HOP, dir_fd=fd)
+                    os.close(fd)
+                    fd = below
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             return None
         except OSError as e:
             if e.errno in _ABSENT_ERRNOS:
                 return None
             raise
-        if _S_ISDIR(st.st_mode):
+
+    # ------------------------------------------------------------ reads
+    # Only a regular file is an item: reads find nothing at a location held
+    # by a folder, a link or anything else, and a lookup that cannot find
+    # anything (no such file, a file or link where a folder should be, a
+    # name too long to exist) answers "absent".
+
+    def stat(self, loc: Location) -> Stat | None:
+        """Metadata at ``loc``, or None when no file is there."""
+        st = self._lstat_item(loc)
+        if st is None or not _S_ISREG(st.st_mode):
             return None
-        return stat_of(st)
+        if st.st_mtime_ns % _COARSE_NS:
+            return stat_of(st)
+        got = self.read(loc, data=False)  # a coarse file system: the ETag needs the open file
+        return None if got is None or isinstance(got, NotModified) else got[1]
 
     def exists(self, loc: Location) -> bool:
         """Whether a file is at ``loc`` (``stat`` without building a Stat)."""
+        path = self._flat.get(loc)
         try:
-            return not _S_ISDIR(os.stat(self.path(loc)).st_mode)
+            if path is not None:
+                return _S_ISREG(os.lstat(path).st_mode)
         except FileNotFoundError:
             return False
         except OSError as e:
             if e.errno in _ABSENT_ERRNOS:
                 return False
             raise
+        st = self._lstat_item(loc)
+        return st is not None and _S_ISREG(st.st_mode)
 
     def read_bytes(self, loc: Location) -> bytes | None:
         """The bytes at ``loc`` (None when absent), without their stat: ``d[key]``'s fast path."""
+        path = self._flat.get(loc)
         try:
-            fd = os.open(self.path(loc), _O_READ)
+            if path is not None:
+                fd = os.open(path, _O_READ)
+            else:
+                fd = self._open_item(loc)
+                if fd < 0:
+                    return None
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -326,26 +592,25 @@ class FileBackend:
         try:
             # Sized by fstat: one exact allocation (guessing a buffer size and
             # growing it costs far more than the fstat on big values).
-            data = _read_exactly(fd, os.fstat(fd).st_size)
-            if not data and _S_ISDIR(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not _S_ISREG(st.st_mode):
                 return None
-        except IsADirectoryError:
-            return None
+            data = _read_exactly(fd, st.st_size)
         finally:
             os.close(fd)
         return data
 
-    def read(self, loc: Location, *, if_none_match: str | None = None) -> ReadAnswer:
-        """Bytes and their stat (of the same open file); None when absent."""
-        path = self.path(loc)
-        if if_none_match is not None:
-            found = _lookup(path)
-            if found is None or _S_ISDIR(found.st_mode):
-                return None
-            if _etag(found) == if_none_match:
-                return NotModified(stat_of(found))
+    def read(self, loc: Location, *, if_none_match: str | None = None, data: bool = True) -> ReadAnswer:
+        """Bytes and their stat (of the same open file); None when absent.
+
+        NotModified (without reading the bytes, but on a coarse file system
+        without extended attributes) when the ETag is ``if_none_match``;
+        ``data=False`` reads the stat only (the bytes returned are empty).
+        """
         try:
-            fd = os.open(path, _O_READ)
+            fd = self._open_item(loc)
+            if fd < 0:
+                return None
         except FileNotFoundError:
             return None
         except OSError as e:
@@ -354,61 +619,100 @@ class FileBackend:
             raise
         try:
             st = os.fstat(fd)
-            if _S_ISDIR(st.st_mode):
+            if not _S_ISREG(st.st_mode):
                 return None
-            data = _read_exactly(fd, st.st_size)
+            got: bytes | None = None
+            if st.st_mtime_ns % _COARSE_NS:
+                etag = f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+            else:
+                if data:
+                    got = _read_exactly(fd, st.st_size)  # read first: the ETag may be a digest of it
+                etag = _etag_of_open(fd, st, got)
+            stat = _stat_with(st, etag)
+            if etag == if_none_match:
+                return NotModified(stat)
+            if got is None:
+                got = _read_exactly(fd, st.st_size) if data else b""
         finally:
             os.close(fd)
-        return data, stat_of(st)
+        return got, stat
 
     # ------------------------------------------------------------ writes
 
     def _make_temp(
-        self, folder: str, tmp_prefix: str, data: bytes, with_stat: bool
-    ) -> tuple[str, os.stat_result | None]:
-        """Write ``data`` to a new temporary file in ``folder``; return its path and (``with_stat``) stat.
+        self, dfd: int | None, head: str, data: bytes, with_stat: bool
+    ) -> tuple[str, Stat | None] | None:
+        """Write ``data`` to a new temporary file; return its name in its folder and (``with_stat``) its Stat.
 
-        Concurrent deletes remove empty folders (``_prune``) at any moment, so
-        the folder may vanish before the temporary file is in it: then it is
-        made again, a bounded number of times. Once the temporary file stands
-        in it, the folder is pinned: a non-empty folder is never removed.
+        The folder is ``dfd`` (None: the folder whose path ends ``head``,
+        made if missing). None when that folder vanished meanwhile
+        (concurrent deletes remove empty folders, ``_prune``): try again.
+        Once the temporary file stands in it, the folder is pinned: a
+        non-empty folder is never removed.
         """
         namer = _NAMER
         for _ in range(_FOLDER_ATTEMPTS):
-            tmp = f"{tmp_prefix}{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"  # unique: host, pid, token
+            name = f"{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"  # unique: host, pid, token
             try:
-                fd = os.open(tmp, _O_TMP, 0o666)
+                if dfd is None:
+                    fd = os.open(head + name, _O_TMP, 0o666)
+                else:
+                    fd = os.open(name, _O_TMP, 0o666, dir_fd=dfd)
             except FileNotFoundError:
-                self._make_folders(folder)
+                if dfd is not None:
+                    return None
+                self._make_folders(head[:-1])
                 continue
             except FileExistsError:
                 continue
             except NotADirectoryError:
-                self._raise_if_blocked(folder)
+                if dfd is not None:
+                    return None
+                self._raise_if_blocked(head[:-1])
                 continue
             break
         else:
-            raise _kept_vanishing(folder)
+            raise _kept_vanishing(head[:-1])
         try:
             n = os.write(fd, data)
             if n < len(data):  # a short write (huge values): write on
                 view = memoryview(data)[n:]
                 while view:
                     view = view[os.write(fd, view) :]
-            t = time.time_ns()
-            os.utime(fd, ns=(t, t))  # the stamp that keeps ETags unique
+            self._stamp(fd)
             if self.durable:
-                os.fsync(fd)  # data, size and the stamped mtime
-            st = os.fstat(fd) if with_stat else None
+                os.fsync(fd)  # data, size, the stamped mtime and the token
+            st = None
+            if with_stat:
+                fst = os.fstat(fd)
+                st = (
+                    stat_of(fst)
+                    if fst.st_mtime_ns % _COARSE_NS
+                    else _stat_with(fst, _etag_of_open(fd, fst, data))
+                )
         except BaseException:
             os.close(fd)
-            _unlink_quietly(tmp)
+            _unlink_quietly(name if dfd is not None else head + name, dir_fd=dfd)
             raise
         os.close(fd)
-        return tmp, st
+        return name, st
+
+    def _stamp(self, fd: int) -> None:
+        """Stamp the new file's mtime (odd nanoseconds: never a whole millisecond) and, if coarse, a token.
+
+        The first write of this backend finds out (one fstat) whether the
+        file system keeps the nanoseconds.
+        """
+        t = time.time_ns() | 1
+        os.utime(fd, ns=(t, t))  # the stamp that keeps ETags unique
+        coarse = self._coarse
+        if coarse is None:
+            coarse = self._coarse = os.fstat(fd).st_mtime_ns % _COARSE_NS == 0
+        if coarse:
+            _give_token(fd)
 
     def _make_folders(self, folder: str) -> None:
-        """Create ``folder`` and its missing parents (PathCollisionError if a file is in the way)."""
+        """Create ``folder`` and its missing parents by path (PathCollisionError if a file is in the way)."""
         blocker = make_folders(folder, durable=self.durable)
         if blocker is not None:
             raise self._file_in_the_way(blocker, folder)
@@ -420,6 +724,14 @@ class FileBackend:
             raise self._file_in_the_way(blocker, folder)
 
     def _file_in_the_way(self, blocker: str, folder: str) -> PathCollisionError:
+        found = _lstat_at(blocker, None)
+        if found is not None and stat_module.S_ISLNK(found.st_mode):
+            return PathCollisionError(
+                f"Cannot store an item in the folder {folder!r}: {blocker!r} is a symbolic link, not a "
+                "folder, and links inside a store are never followed; nothing was changed",
+                backend=self.describe(),
+                operation="write",
+            )
         return PathCollisionError(
             f"Cannot store an item in the folder {folder!r}: {blocker!r} is a file (another key's item, "
             f"or a foreign file), not a folder; nothing was changed. {_DIGEST_ADVICE}",
@@ -435,144 +747,274 @@ class FileBackend:
             operation="write",
         )
 
+    def _folder_for_write(self, parts: Location) -> int | None:
+        """A descriptor of the folder ``parts`` (non-empty), made with missing parents, links never followed.
+
+        None when a folder on the way vanished meanwhile (pruned by a
+        concurrent delete): try again. PathCollisionError when a file or a
+        link stands where one of the folders should be.
+        """
+        base = self.base_dir
+        fd: int | None = None  # the folder reached so far (None: base_dir, by its path)
+        i = 0
+        try:
+            for _ in range(4 * len(parts) + 4):  # an open, a mkdir and an open again per level, at most
+                if i == len(parts):
+                    got, fd = fd, None
+                    return got
+                name = parts[i]
+                where = os.path.join(base, name) if fd is None else name
+                try:
+                    below = os.open(where, _O_FOLDER, dir_fd=fd)
+                except FileNotFoundError:
+                    if not self._made(where, fd):
+                        return None  # the parent vanished (or base_dir is missing)
+                    continue
+                except OSError as e:
+                    if e.errno in _NOT_A_FOLDER_ERRNOS:
+                        blocker = os.path.join(base, *parts[: i + 1])
+                        if fd is None:  # base_dir itself, or a folder above it, may be the file in the way
+                            blocker = _non_folder_on(blocker) or blocker
+                        raise self._file_in_the_way(blocker, self.path(parts)) from None
+                    raise
+                if fd is not None:
+                    os.close(fd)
+                fd = below
+                i += 1
+            return None
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _made(self, where: str, dfd: int | None) -> bool:
+        """Make the folder ``where`` (relative to ``dfd``, or a path); False if its parent is missing."""
+        try:
+            os.mkdir(where, dir_fd=dfd)
+        except FileExistsError:
+            return True  # made meanwhile, or something else is there: the next open says which
+        except FileNotFoundError:
+            if dfd is None:
+                self._make_folders(self.base_dir)  # base_dir itself was removed: made again
+            return False
+        except NotADirectoryError:
+            if dfd is None:
+                self._raise_if_blocked(self.base_dir)  # a file stands where base_dir should be
+            raise
+        if self.durable:
+            if dfd is None:
+                _fsync_dir(self.base_dir, missing_ok=True)
+            else:
+                os.fsync(dfd)
+        return True
+
     def write(self, loc: Location, data: bytes, *, precondition: Precondition = None) -> Stat:
         """Store ``data`` at ``loc`` atomically; PreconditionFailed changes nothing."""
         st = self._store(loc, data, precondition, True)
         assert st is not None
-        return stat_of(st)
+        return st
 
     def put(self, loc: Location, data: bytes) -> None:
         """``write`` without a precondition and without gathering the new Stat (one fstat fewer)."""
-        if self.use_locks and not self.durable:  # ``_store``'s dispatch, one call fewer
-            path, folder, tmp_prefix = self._splits.get(loc) or self._split(loc)
-            self._store_in_held_folder(loc, path, folder, tmp_prefix, data, None, False)
-        else:
-            self._store(loc, data, None, False)
+        self._store(loc, data, None, False)
 
-    def _store(
-        self, loc: Location, data: bytes, precondition: Precondition, with_stat: bool
-    ) -> os.stat_result | None:
-        """Write a temporary file, then rename it over ``loc`` (under the folder lock); return its stat."""
-        path, folder, tmp_prefix = self._splits.get(loc) or self._split(loc)
-        if self.use_locks and not self.durable:
-            return self._store_in_held_folder(loc, path, folder, tmp_prefix, data, precondition, with_stat)
-        tmp, st = self._make_temp(folder, tmp_prefix, data, with_stat)
+    def _store(self, loc: Location, data: bytes, precondition: Precondition, with_stat: bool) -> Stat | None:
+        """Write a temporary file, then rename it over ``loc`` (under the folder lock); return its Stat.
+
+        One name below base_dir: the temporary file is made by its path.
+        Deeper: in a descriptor of the item's folder, opened (and made) with
+        no link followed. Either way the rename happens relative to the
+        descriptor the temporary file is known to stand in.
+        """
+        sp = self._splits.get(loc) or self._split(loc)
+        parts = sp[3]
+        for _ in range(_FOLDER_ATTEMPTS):
+            dfd = None
+            if parts:
+                dfd = self._folder_for_write(parts)
+                if dfd is None:
+                    continue
+            try:
+                made = self._make_temp(dfd, sp[2], data, with_stat)
+                if made is None:
+                    continue
+                tmp_name, st = made
+                if self._commit(loc, sp, dfd, tmp_name, precondition):
+                    return st
+            finally:
+                if dfd is not None:
+                    os.close(dfd)
+        raise _kept_vanishing(sp[1])
+
+    def _commit(
+        self, loc: Location, sp: _Split, dfd: int | None, tmp_name: str, precondition: Precondition
+    ) -> bool:
+        """Rename the temporary file over the item if ``precondition`` holds (under the folder lock).
+
+        False (the temporary file removed) when the folder at the item's path
+        is not the one the temporary file stands in (it was renamed away, or
+        a link stands there): try again.
+        """
+        path, folder, head, _ = sp
+        name = loc[-1]
+        tmp_at, name_at = (tmp_name, name) if dfd is not None else (head + tmp_name, path)
         try:
             if self.use_locks:
-                # The temporary file keeps the folder from being removed, so
-                # the folder we lock is the one the rename lands in.
-                lock = folder_locks.acquire(folder)
-                replaced = False
-                try:
-                    if precondition is not None:
-                        self._check(loc, path, precondition)
-                    os.replace(tmp, path)
-                    replaced = True
-                finally:
-                    folder_locks.release(lock, fsync=replaced and self.durable)
-                return st
+                if not self.durable:
+                    done = self._commit_held(loc, folder, dfd, tmp_name, name, name_at, precondition)
+                else:
+                    done = self._commit_locked(loc, folder, dfd, tmp_name, name, name_at, precondition)
+                if not done:
+                    _unlink_quietly(tmp_at, dir_fd=dfd)
+                return done
             if isinstance(precondition, IfAbsent):
-                self._link_if_absent(loc, tmp, path)
+                self._link_if_absent(loc, dfd, tmp_at, name_at)
             else:
                 if precondition is not None:
-                    self._check(loc, path, precondition)
-                os.replace(tmp, path)
+                    self._check(loc, dfd, name_at, precondition)
+                os.replace(tmp_at, name_at, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException as e:
-            raise self._abandon(tmp, path, e) from None
+            raise self._abandon(dfd, tmp_at, name_at, path, e) from None
         if self.durable:
-            _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
-        return st
+            if dfd is not None:
+                os.fsync(dfd)
+            else:
+                _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
+        return True
 
-    def _store_in_held_folder(
+    def _commit_locked(
         self,
         loc: Location,
-        path: str,
         folder: str,
-        tmp_prefix: str,
-        data: bytes,
+        dfd: int | None,
+        tmp_name: str,
+        name: str,
+        name_at: str,
         precondition: Precondition,
-        with_stat: bool,
-    ) -> os.stat_result | None:
-        """``_store`` with locks, not durable: lock and rename through this process's kept
+    ) -> bool:
+        """``_commit`` with locks, durable: lock the folder at the path, rename relative to its descriptor.
+
+        The rename finds the temporary file only if the locked folder is the
+        one it stands in.
+        """
+        try:
+            lock = folder_locks.acquire(folder)
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return False
+            raise
+        replaced = False
+        try:
+            if precondition is not None:
+                self._check(loc, dfd, name_at, precondition)
+            try:
+                os.replace(tmp_name, name, src_dir_fd=lock.fd, dst_dir_fd=lock.fd)
+            except FileNotFoundError:
+                return False
+            replaced = True
+        finally:
+            folder_locks.release(lock, fsync=replaced and self.durable)
+        return True
+
+    def _commit_held(
+        self,
+        loc: Location,
+        folder: str,
+        dfd: int | None,
+        tmp_name: str,
+        name: str,
+        name_at: str,
+        precondition: Precondition,
+    ) -> bool:
+        """``_commit`` with locks, not durable: lock and rename through this process's kept
         descriptor of the folder (no open, close or path walk of the folder per write).
 
-        The temporary file is made by path, so it stands in the folder now at
-        that path. Renaming it relative to the kept descriptor succeeds only
-        if the descriptor is that very folder; a stale one (its folder removed
-        or renamed away since) fails with FileNotFoundError, and is dropped
-        for a fresh one. The lock taken is thus the lock of the folder the
-        rename lands in.
+        Renaming the temporary file relative to the kept descriptor succeeds
+        only if the descriptor is the folder the file stands in; a stale one
+        (its folder removed or renamed away since) fails with
+        FileNotFoundError, and is dropped for a fresh one. The lock taken is
+        thus the lock of the folder the rename lands in. False if even a
+        fresh descriptor of the folder at the path does not hold the file.
         """
-        tmp, st = self._make_temp(folder, tmp_prefix, data, with_stat)
-        cut = len(folder) + 1
-        name, tmp_name = path[cut:], tmp[cut:]
-        try:
-            for attempt in range(2):
+        for _ in range(2):
+            try:
                 held = folder_locks.hold_locked(folder)
-                try:
-                    if precondition is not None:
-                        self._check(loc, path, precondition)
-                    os.replace(tmp_name, name, src_dir_fd=held.fd, dst_dir_fd=held.fd)
-                except FileNotFoundError:
-                    folder_locks.drop(folder, held)  # stale: another folder stands at the path
-                    if attempt:
-                        raise
-                    continue
-                except BaseException:
-                    folder_locks.release(held)
-                    raise
+            except OSError as e:
+                if e.errno in _ABSENT_ERRNOS:
+                    return False
+                raise
+            try:
+                if precondition is not None:
+                    self._check(loc, dfd, name_at, precondition)
+                os.replace(tmp_name, name, src_dir_fd=held.fd, dst_dir_fd=held.fd)
+            except FileNotFoundError:
+                folder_locks.drop(folder, held)  # stale: another folder stands at the path
+                continue
+            except BaseException:
                 folder_locks.release(held)
-                return st
-        except BaseException as e:
-            raise self._abandon(tmp, path, e) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise
+            folder_locks.release(held)
+            return True
+        return False
 
-    def _abandon(self, tmp: str, path: str, e: BaseException) -> BaseException:
+    def _abandon(
+        self, dfd: int | None, tmp_at: str, name_at: str, path: str, e: BaseException
+    ) -> BaseException:
         """Remove the temporary file of a write that failed with ``e``; return what to raise.
 
-        A rename refused because a folder stands at ``path`` is a PathCollisionError.
+        A rename refused because a folder stands at the item's path is a PathCollisionError.
         """
-        _unlink_quietly(tmp)
+        _unlink_quietly(tmp_at, dir_fd=dfd)
         if isinstance(e, IsADirectoryError) or (
             isinstance(e, OSError)
             and e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM)
-            and os.path.isdir(path)
+            and _is_folder(name_at, dfd)
         ):
             return self._folder_in_the_way(path)
         return e
 
-    def _link_if_absent(self, loc: Location, tmp: str, path: str) -> None:
-        """Create ``path`` from ``tmp`` only if absent (atomic where link() works)."""
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            if os.path.isdir(path):
-                raise self._folder_in_the_way(path) from None
-            raise PreconditionFailed(loc, IfAbsent()) from None
-        except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                raise
-            self._check(loc, path, IfAbsent())  # no hard links here: check-then-act
-            os.replace(tmp, path)
-            return
-        os.unlink(tmp)
+    def _link_if_absent(self, loc: Location, dfd: int | None, tmp_at: str, name_at: str) -> None:
+        """Create the item from the temporary file only if absent (atomic where link() works).
 
-    def _check(self, loc: Location, path: str, precondition: Precondition) -> None:
-        """Raise PreconditionFailed unless ``precondition`` holds for the file at ``path``.
-
-        A folder at ``path`` is no item: an IfMatch fails on it, and an IfAbsent
-        write raises PathCollisionError (it could never succeed).
+        A link or other non-file standing at the item's name is no item: it is removed (never its target).
         """
-        st = _lookup(path)
-        if st is not None and _S_ISDIR(st.st_mode):
-            if isinstance(precondition, IfAbsent):
-                raise self._folder_in_the_way(path)
+        for attempt in range(2):
+            try:
+                os.link(tmp_at, name_at, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except FileExistsError:
+                st = _lstat_at(name_at, dfd)
+                if st is not None and _S_ISDIR(st.st_mode):
+                    raise self._folder_in_the_way(self.path(loc)) from None
+                if attempt or st is None or _S_ISREG(st.st_mode):
+                    raise PreconditionFailed(loc, IfAbsent()) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name_at, dir_fd=dfd)  # a link (or FIFO...) named like the item: no item
+                continue
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                self._check(loc, dfd, name_at, IfAbsent())  # no hard links here: check-then-act
+                os.replace(tmp_at, name_at, src_dir_fd=dfd, dst_dir_fd=dfd)
+                return
+            os.unlink(tmp_at, dir_fd=dfd)
+            return
+
+    def _check(self, loc: Location, dfd: int | None, name_at: str, precondition: Precondition) -> None:
+        """Raise PreconditionFailed unless ``precondition`` holds for the file ``name_at`` (in ``dfd``).
+
+        Only a regular file is an item. A folder there is none: an IfMatch
+        fails on it, and an IfAbsent write raises PathCollisionError (it
+        could never succeed).
+        """
+        st = _lstat_at(name_at, dfd)
+        if st is not None and not _S_ISREG(st.st_mode):
+            if _S_ISDIR(st.st_mode) and isinstance(precondition, IfAbsent):
+                raise self._folder_in_the_way(self.path(loc))
             st = None
         if isinstance(precondition, IfAbsent):
             ok = st is None
         else:
             assert isinstance(precondition, IfMatch)
-            ok = st is not None and _etag(st) == precondition.etag
+            ok = st is not None and _etag_at(name_at, dfd, st) == precondition.etag
         if not ok:
             raise PreconditionFailed(loc, precondition)
 
@@ -581,11 +1023,44 @@ class FileBackend:
     def delete(self, loc: Location, *, precondition: Precondition = None) -> bool:
         """Remove ``loc``; then remove the folders this left empty (below base_dir).
 
-        Nothing to delete (no file, a folder, a name too long to exist) is False,
-        or PreconditionFailed for an IfMatch.
+        Nothing to delete (no file, a folder, a link, a name too long to
+        exist) is False, or PreconditionFailed for an IfMatch. A link named
+        like the item is left alone, and so is its target.
         """
+        if self._reach(loc) is None:
+            return self._nothing(loc, precondition)
+        parts = loc[:-1]
         path = self.path(loc)
         folder = os.path.dirname(path)
+        dfd = None
+        if parts:
+            try:
+                dfd = self._folder(parts, _O_FOLDER)
+            except OSError as e:
+                if e.errno not in _ABSENT_ERRNOS:
+                    raise
+                return self._nothing(loc, precondition)
+        name_at = loc[-1] if dfd is not None else path
+        try:
+            if not self._unlink(loc, folder, dfd, name_at, precondition):
+                return False
+        finally:
+            if dfd is not None:
+                os.close(dfd)
+        if parts:
+            self._prune(parts)
+        return True
+
+    def _nothing(self, loc: Location, precondition: Precondition) -> bool:
+        """The answer of a delete that found nothing: False, or PreconditionFailed for an IfMatch."""
+        if isinstance(precondition, IfMatch):
+            raise PreconditionFailed(loc, precondition)
+        return False
+
+    def _unlink(
+        self, loc: Location, folder: str, dfd: int | None, name_at: str, precondition: Precondition
+    ) -> bool:
+        """Unlink the item (under the folder lock) if it is a regular file and ``precondition`` holds."""
         lock = None
         if self.use_locks:
             try:
@@ -593,40 +1068,53 @@ class FileBackend:
             except OSError as e:
                 if e.errno not in _ABSENT_ERRNOS:
                     raise
-                if isinstance(precondition, IfMatch):
-                    raise PreconditionFailed(loc, precondition) from None
-                return False
+                return self._nothing(loc, precondition)
         unlinked = False
         try:
             if precondition is not None:
-                self._check(loc, path, precondition)
+                self._check(loc, dfd, name_at, precondition)
+            else:
+                st = _lstat_at(name_at, dfd)
+                if st is None or not _S_ISREG(st.st_mode):
+                    return False
             try:
-                os.unlink(path)
+                os.unlink(name_at, dir_fd=dfd)
             except OSError as e:
-                if not _nothing_to_unlink(e, path):
+                if not _nothing_to_unlink(e, name_at, dfd):
                     raise
-                if isinstance(precondition, IfMatch):  # only without locks
-                    raise PreconditionFailed(loc, precondition) from None
-                return False
+                return self._nothing(loc, precondition)  # (only without locks)
             unlinked = True
         finally:
             if lock is not None:
                 folder_locks.release(lock, fsync=unlinked and self.durable)
         if self.durable and lock is None:
-            _fsync_dir(folder, missing_ok=True)  # gone only if pruned by another delete
-        if len(loc) > 1:
-            self._prune(folder)
+            if dfd is not None:
+                os.fsync(dfd)
+            else:
+                _fsync_dir(folder, missing_ok=True)  # gone only if pruned by another delete
         return True
 
-    def _prune(self, folder: str) -> None:
-        """Remove empty folders from ``folder`` up to, not including, base_dir."""
-        base = self.base_dir
-        while len(folder) > len(base) and folder.startswith(base):
+    def _prune(self, parts: Location) -> None:
+        """Remove the folders ``parts`` if empty, deepest first, up to base_dir (kept); no link followed."""
+        fds: list[int] = []
+        try:
             try:
-                os.rmdir(folder)
+                if len(parts) > 1:
+                    fds.append(os.open(os.path.join(self.base_dir, parts[0]), _O_HOP))
+                for name in parts[1:-1]:
+                    fds.append(os.open(name, _O_HOP, dir_fd=fds[-1]))
             except OSError:
                 return
-            folder = os.path.dirname(folder)
+            for i in range(len(parts) - 1, 0, -1):
+                try:
+                    os.rmdir(parts[i], dir_fd=fds[i - 1])
+                except OSError:
+                    return
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(self.base_dir, parts[0]))
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def delete_many(self, locs: Iterable[Location]) -> int:
         """Delete many locations unconditionally; return how many were deleted."""
@@ -637,20 +1125,23 @@ class FileBackend:
 
     # ------------------------------------------------------------ maintenance
 
-    def remove_stale_temps(self, older_than: float) -> int:
+    def remove_stale_temps(
+        self, older_than: float, prefix: Location = (), descend: Callable[[str], bool] | None = None
+    ) -> int:
         """Delete temporary files last modified over ``older_than`` seconds ago; return how many.
 
         Only files named like this backend's temporary files (a leading "."
-        and the ".tmp#" suffix) under base_dir are touched; folders left
-        empty are removed. A live writer's temporary file is younger than the
-        time its write takes: do not pass 0 while other writers may run.
+        and the ".tmp#" suffix) under ``prefix`` (in the folders ``descend``
+        accepts) are touched; folders left empty are removed. A live
+        writer's temporary file is younger than the time its write takes: do
+        not pass 0 while other writers may run.
         """
         if math.isinf(older_than):
             return 0
         cutoff = time.time_ns() - int(older_than * 1e9)
         removed = 0
-        emptied: set[str] = set()
-        for parts, entries in self.walk(()):
+        emptied: set[Location] = set()
+        for parts, fd, entries in self._walk(prefix, descend):
             for entry in entries:
                 name = entry.name
                 if not (name.endswith(_TMP_SUFFIX) and name.startswith(".")):
@@ -658,70 +1149,85 @@ class FileBackend:
                 try:
                     if entry.stat(follow_symlinks=False).st_mtime_ns > cutoff:
                         continue
-                    os.unlink(entry.path)
+                    os.unlink(name, dir_fd=fd)
                 except FileNotFoundError:
                     continue  # renamed into place or removed meanwhile
                 removed += 1
-                if parts:
-                    emptied.add(os.path.dirname(entry.path))
-        for folder in sorted(emptied, key=len, reverse=True):
-            self._prune(folder)
+                if prefix + parts:
+                    emptied.add(prefix + parts)
+        for parts in sorted(emptied, key=len, reverse=True):
+            self._prune(parts)
         return removed
 
     # ------------------------------------------------------------ listing
 
-    def walk(self, prefix: Location) -> Iterator[tuple[Location, list[os.DirEntry[str]]]]:
-        """Stream ``(folder parts, file entries)`` for every file under ``prefix``, in chunks.
+    def walk(
+        self, prefix: Location, descend: Callable[[str], bool] | None = None
+    ) -> Iterator[tuple[Location, list[os.DirEntry[str]]]]:
+        """Stream ``(folder parts, file entries)`` for every regular file under ``prefix``, in chunks.
 
         The folder parts are relative to ``prefix`` and the same tuple object
         for all chunks of one folder; a chunk holds at most ``_WALK_CHUNK``
         entries, so memory stays constant but for one open directory per
-        level. Folders that vanish meanwhile are skipped, and symbolic links
-        to folders are neither walked nor listed.
+        level. Entries belong to a descriptor open until the next chunk is
+        asked for (their ``stat(follow_symlinks=False)`` works until then).
+        Folders that vanish meanwhile are skipped; links, and folders whose
+        name ``descend`` refuses, are neither walked nor listed.
         """
-        top = os.path.join(self.base_dir, *prefix)
+        for parts, _, entries in self._walk(prefix, descend):
+            yield parts, entries
+
+    def _walk(
+        self, prefix: Location, descend: Callable[[str], bool] | None
+    ) -> Iterator[tuple[Location, int, list[os.DirEntry[str]]]]:
+        """``walk`` with the descriptor of each chunk's folder (open while the chunk is out)."""
         try:
-            it = os.scandir(top)
+            top = self._folder(prefix, _O_FOLDER) if prefix else os.open(self.base_dir, _O_FOLDER)
         except OSError as e:
             if e.errno in _ABSENT_ERRNOS:
                 return
             raise
-        stack: list[tuple[Location, os._ScandirIterator[str]]] = [((), it)]
+        stack: list[tuple[Location, int, os._ScandirIterator[str] | None]] = [((), top, None)]
         try:
+            stack[0] = ((), top, os.scandir(top))
             while stack:
-                parts, entries = stack[-1]
+                parts, fd, entries = stack[-1]
+                assert entries is not None
                 files: list[os.DirEntry[str]] = []
                 for entry in entries:
                     try:
-                        # Follows links (a stat only for links): a linked
-                        # folder is no item.
-                        is_dir = entry.is_dir()
-                        if is_dir and entry.is_symlink():
+                        if entry.is_file(follow_symlinks=False):
+                            files.append(entry)
+                            if len(files) >= _WALK_CHUNK:
+                                yield parts, fd, files
+                                files = []
                             continue
+                        if not entry.is_dir(follow_symlinks=False):
+                            continue  # a link, a FIFO...
                     except OSError:
                         continue
-                    if not is_dir:
-                        files.append(entry)
-                        if len(files) >= _WALK_CHUNK:
-                            yield parts, files
-                            files = []
+                    name = entry.name
+                    if descend is not None and not descend(name):
                         continue
-                    try:
-                        sub = os.scandir(entry.path)
-                    except (FileNotFoundError, NotADirectoryError):
+                    below = _open_below(name, fd)
+                    if below < 0:
                         continue
                     if files:
-                        yield parts, files
-                    stack.append(((*parts, entry.name), sub))
+                        yield parts, fd, files
+                    stack.append(((*parts, name), below, None))
+                    stack[-1] = ((*parts, name), below, os.scandir(below))
                     break
                 else:
+                    if files:
+                        yield parts, fd, files
                     stack.pop()
                     entries.close()
-                    if files:
-                        yield parts, files
+                    os.close(fd)
         finally:
-            for _, entries in stack:
-                entries.close()
+            for _, fd, entries in stack:
+                if entries is not None:
+                    entries.close()
+                os.close(fd)
 
     def list(self, prefix: Location) -> Iterator[Location]:
         """Every file location under ``prefix``, relative to it, streamed."""
@@ -731,13 +1237,61 @@ class FileBackend:
 
     def list_stats(self, prefix: Location) -> Iterator[tuple[Location, Stat]]:
         """Every file location under ``prefix`` with its stat, streamed (vanished files skipped)."""
-        for parts, entries in self.walk(prefix):
+        for parts, fd, entries in self._walk(prefix, None):
             for entry in entries:
                 try:
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
+                    stat = (
+                        stat_of(st)
+                        if st.st_mtime_ns % _COARSE_NS
+                        else _stat_with(st, _etag_at(entry.name, fd, st))
+                    )
                 except FileNotFoundError:
                     continue
-                yield (*parts, entry.name), stat_of(st)
+                yield (*parts, entry.name), stat
+
+
+def _open_below(name: str, fd: int) -> int:
+    """A listing descriptor of the folder ``name`` in ``fd`` (never through a link); -1 if it is gone."""
+    try:
+        return os.open(name, _O_FOLDER, dir_fd=fd)
+    except OSError as e:
+        if e.errno in _ABSENT_ERRNOS:
+            return -1
+        raise
+
+
+def _lstat_at(name: str, dfd: int | None) -> os.stat_result | None:
+    """``lstat`` of ``name`` relative to ``dfd`` (a path if None), or None when nothing can be there."""
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno in _ABSENT_ERRNOS:
+            return None
+        raise
+
+
+def _etag_at(name: str, dfd: int | None, st: os.stat_result) -> str:
+    """The ETag of the regular file ``name`` (relative to ``dfd``) whose lstat is ``st``."""
+    if st.st_mtime_ns % _COARSE_NS:
+        return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+    try:
+        fd = os.open(name, _O_READ, dir_fd=dfd)
+    except OSError as e:
+        if e.errno in _ABSENT_ERRNOS:
+            return ""  # replaced meanwhile: matches no ETag
+        raise
+    try:
+        return _etag_of_open(fd, os.fstat(fd), None)
+    finally:
+        os.close(fd)
+
+
+def _is_folder(name: str, dfd: int | None) -> bool:
+    found = _lstat_at(name, dfd)
+    return found is not None and _S_ISDIR(found.st_mode)
 
 
 def make_folders(folder: str, *, durable: bool) -> str | None:
@@ -852,11 +1406,11 @@ def _lookup(path: str) -> os.stat_result | None:
         raise
 
 
-def _nothing_to_unlink(e: OSError, path: str) -> bool:
-    """Whether ``unlink(path)`` failed because no file is there (nothing, or a folder)."""
+def _nothing_to_unlink(e: OSError, name: str, dfd: int | None) -> bool:
+    """Whether unlinking ``name`` (in ``dfd``) failed because no file is there (nothing, or a folder)."""
     if e.errno in _ABSENT_ERRNOS or isinstance(e, IsADirectoryError):
         return True
-    return e.errno == errno.EPERM and os.path.isdir(path)  # unlink of a folder on BSD/macOS
+    return e.errno == errno.EPERM and _is_folder(name, dfd)  # unlink of a folder on BSD/macOS
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -888,6 +1442,6 @@ def _fsync_dir(folder: str, *, missing_ok: bool = False) -> None:
         os.close(fd)
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(path: str, *, dir_fd: int | None = None) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)

@@ -1,0 +1,511 @@
+"""FileDirDict (and S3Dict's cache folder) under hostile files, links and coarse timestamps.
+
+1. Items are exactly the regular files whose every name carries this dict's
+   digest suffix and its format's extension: foreign files, other digest
+   lengths, hidden folders and links are invisible and survive ``clear()``.
+2. No link inside a store is ever followed: not to read, write or delete.
+3. ETags change on every write even where the file system keeps timestamps to
+   the second and reuses inodes (a loop-mounted ext4 image made with
+   ``mkfs.ext4 -I 128``; skipped, saying so, only where it cannot be mounted).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import multiprocessing
+import os
+import pathlib
+import pickle
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from persidict import BackendError, FileDirDict
+from persidict.backends import files as files_module
+from persidict.flags import ETAG_IS_THE_SAME, ITEM_NOT_AVAILABLE, ETagValue
+
+_CTX = multiprocessing.get_context("spawn")
+
+
+def suffixed(component: str, n: int = 4) -> str:
+    """``component`` with the published layout's digest suffix (lowercase base32 of md5, first n chars)."""
+    digest = base64.b32encode(hashlib.md5(component.encode("utf-8")).digest()).decode("ascii").lower()
+    return f"{component}_{digest[:n]}"
+
+
+def snapshot(folder: pathlib.Path) -> dict[str, Any]:
+    """Every entry under ``folder`` (links not followed): path -> bytes, link target or "<dir>"."""
+    out: dict[str, Any] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = "<dir>"
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+# ---------------------------------------------------------------- 1. what is an item
+
+
+@pytest.mark.parametrize("digest_len", [4, 8])
+def test_foreign_files_and_other_digest_lengths_are_invisible_and_survive_clear(
+    tmp_path: pathlib.Path, digest_len: int
+) -> None:
+    store = tmp_path / "store"
+    d: FileDirDict[int] = FileDirDict(base_dir=store, digest_len=digest_len, durable=False)
+    d["a"] = 1
+    d["sub", "b"] = 2
+    other = 8 if digest_len == 4 else 4
+    sub = store / suffixed("sub", digest_len)
+    foreign = {
+        "notes.pkl": pickle.dumps("notes"),  # no suffix
+        "a.pkl": pickle.dumps("a, unsuffixed"),  # the unsuffixed name of a stored key
+        f"{suffixed('x', other)}.pkl": pickle.dumps("another digest_len"),
+        f"{suffixed('sub', digest_len)}/notes.pkl": pickle.dumps("nested, no suffix"),
+        f"plain/{suffixed('c', digest_len)}.pkl": pickle.dumps("in a folder without suffix"),
+        f"{suffixed('y', other)}/{suffixed('c', other)}.pkl": pickle.dumps("folder of another length"),
+    }
+    for rel, data in foreign.items():
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_bytes(data)
+    assert sub.is_dir()
+
+    assert len(d) == 2
+    assert sorted(d.keys()) == [("a",), ("sub", "b")]
+    assert sorted(k for k, _ in d.keys_and_timestamps()) == [("a",), ("sub", "b")]
+    assert sorted(d.values()) == [1, 2]
+    assert "notes" not in d and "x" not in d and ("plain", "c") not in d and ("y", "c") not in d
+    with pytest.raises(KeyError):
+        d["notes"]
+    d["notes"] = 3  # the foreign notes.pkl is no second copy of this key
+    assert len(d) == 3 and sorted(d.keys()) == [("a",), ("notes",), ("sub", "b")]
+
+    d.clear()
+    assert len(d) == 0 and list(d.keys()) == []
+    for rel, data in foreign.items():
+        assert (store / rel).read_bytes() == data, rel
+
+
+@pytest.mark.parametrize("digest_len", [0, 4])
+def test_hidden_files_and_folders_are_never_items_nor_cleared(
+    tmp_path: pathlib.Path, digest_len: int
+) -> None:
+    store = tmp_path / "store"
+    d: FileDirDict[int] = FileDirDict(base_dir=store, digest_len=digest_len, durable=False)
+    d["a"] = 1
+    name = (lambda c: suffixed(c, digest_len)) if digest_len else (lambda c: c)
+    hidden = {
+        ".venv/lib/site.pkl": b"\x80\x04K\x01.",
+        f".venv/{name('a')}.pkl": pickle.dumps("looks like an item, in a hidden folder"),
+        f".venv/{name('lib')}/{name('x')}.pkl": pickle.dumps("deeper"),
+        ".git/HEAD": b"ref: refs/heads/main\n",
+        ".hidden.pkl": pickle.dumps("hidden file"),
+    }
+    for rel, data in hidden.items():
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_bytes(data)
+    assert len(d) == 1 and list(d.keys()) == [("a",)]
+    assert ".hidden" not in d and (".venv", "a") not in d
+    with pytest.raises(KeyError):
+        d[".venv", "a"]
+    d.clear()
+    assert len(d) == 0
+    for rel, data in hidden.items():
+        assert (store / rel).read_bytes() == data, rel
+    assert d.remove_stale_temp_files(older_than=0) == 0
+
+
+def test_with_digest_len_0_keys_starting_with_a_dot_are_refused(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, digest_len=0, durable=False)
+    for key in [".x", (".cfg", "a"), ("a", ".b")]:
+        with pytest.raises(ValueError, match=r"Key NonEmptySafeStrTuple\(.*starts with '\.'"):
+            d[key] = 1
+        with pytest.raises(ValueError, match="digest_len"):
+            d.setdefault(key, 1)
+        assert key not in d
+    (tmp_path / ".x.pkl").write_bytes(pickle.dumps(5))  # a hidden file of someone else
+    assert ".x" not in d and len(d) == 0
+    with pytest.raises(KeyError):
+        d[".x"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.pkl"]
+
+
+def test_an_update_with_a_refused_key_writes_nothing(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, digest_len=0, durable=False)
+    with pytest.raises(ValueError, match="starts with"):
+        d.update({"a": 1, ".hidden": 2, "b": 3})
+    with pytest.raises(ValueError, match="NAME_MAX"):
+        d.update({"a": 1, "x" * 253: 2, "b": 3})
+    assert len(d) == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_with_a_suffix_keys_starting_with_a_dot_are_items(tmp_path: pathlib.Path) -> None:
+    # The suffix proves the name ours: the key is stored, listed and read like any other.
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d[".x"] = 1
+    d[".cfg", "a"] = 2
+    assert (tmp_path / f"{suffixed('.x')}.pkl").is_file()
+    assert sorted(d.keys()) == [(".cfg", "a"), (".x",)] and d[".x"] == 1 and d[".cfg", "a"] == 2
+    d.clear()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("param", "bad"), [("base_dir", ""), ("base_dir", None), ("dir_name", "")])
+def test_an_empty_or_missing_base_dir_is_refused_naming_the_parameter(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, bad: Any, param: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((ValueError, TypeError), match=param):
+        FileDirDict(**{param: bad})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_base_dir_may_be_a_link_resolved_once_when_opened(tmp_path: pathlib.Path) -> None:
+    real, elsewhere = tmp_path / "real", tmp_path / "elsewhere"
+    real.mkdir()
+    elsewhere.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    d: FileDirDict[int] = FileDirDict(base_dir=link, durable=False)
+    assert d.base_dir == str(real) and d.get_params()["base_dir"] == str(real)
+    d["a"] = 1
+    d["s", "b"] = 2
+    assert (real / f"{suffixed('a')}.pkl").is_file() and (
+        real / suffixed("s") / f"{suffixed('b')}.pkl"
+    ).is_file()
+    link.unlink()
+    link.symlink_to(elsewhere, target_is_directory=True)  # retargeted after the dict was opened
+    d["c"] = 3
+    assert sorted(d.keys()) == [("a",), ("c",), ("s", "b")]
+    assert list(elsewhere.iterdir()) == []
+    again: FileDirDict[int] = FileDirDict(**d.get_params())
+    assert dict(again.items()) == {("a",): 1, ("c",): 3, ("s", "b"): 2}
+
+
+# ---------------------------------------------------------------- 2. links are never followed
+
+
+@pytest.fixture
+def planted(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+    """A store with links planted inside, pointing outside: a file link and a folder link named like ours."""
+    store, outside = tmp_path / "store", tmp_path / "outside"
+    (outside / "folder").mkdir(parents=True)
+    (outside / "secret.pkl").write_bytes(pickle.dumps("outside file"))
+    (outside / "folder" / f"{suffixed('x')}.pkl").write_bytes(pickle.dumps("outside, in a folder"))
+    store.mkdir()
+    (store / f"{suffixed('k')}.pkl").symlink_to(outside / "secret.pkl")
+    (store / suffixed("s")).symlink_to(outside / "folder", target_is_directory=True)
+    (store / f"{suffixed('d')}.pkl").symlink_to(outside / "folder", target_is_directory=True)
+    return {"store": store, "outside": outside}
+
+
+WRITE_MODES = [
+    pytest.param(False, True, id="locks"),
+    pytest.param(True, True, id="durable-locks"),
+    pytest.param(False, False, id="no-locks"),
+]
+
+
+@pytest.mark.parametrize(("durable", "use_locks"), WRITE_MODES)
+def test_links_planted_in_the_store_are_not_read_listed_or_cleared(
+    planted: dict[str, pathlib.Path], durable: bool, use_locks: bool
+) -> None:
+    store, outside = planted["store"], planted["outside"]
+    before = snapshot(outside), snapshot(store)
+    d: FileDirDict[Any] = FileDirDict(base_dir=store, durable=durable, use_locks=use_locks)
+    d["real"] = 1
+    for key in ["k", "d", ("s", "x")]:
+        assert key not in d
+        with pytest.raises(KeyError):
+            d[key]
+        assert d.get(key, "absent") == "absent"
+        with pytest.raises(KeyError):
+            d.etag(key)
+        with pytest.raises(KeyError):
+            d.timestamp(key)
+    assert list(d.keys()) == [("real",)] and len(d) == 1
+    assert len(d.get_subdict("s")) == 0 and list(d.get_subdict("s").items()) == []
+    d.clear()
+    assert len(d) == 0
+    assert (snapshot(outside), snapshot(store)) == before
+
+
+@pytest.mark.parametrize(("durable", "use_locks"), WRITE_MODES)
+def test_deletes_never_go_through_links(
+    planted: dict[str, pathlib.Path], durable: bool, use_locks: bool
+) -> None:
+    store, outside = planted["store"], planted["outside"]
+    before = snapshot(outside), snapshot(store)
+    d: FileDirDict[Any] = FileDirDict(base_dir=store, durable=durable, use_locks=use_locks)
+    for key in ["k", "d", ("s", "x")]:
+        with pytest.raises(KeyError):
+            del d[key]
+        assert d.discard(key) is False
+        assert not d.discard_if(key, ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME).value_was_mutated
+    with pytest.raises(KeyError):
+        del d.get_subdict("s")["x"]
+    assert (snapshot(outside), snapshot(store)) == before
+
+
+@pytest.mark.parametrize(("durable", "use_locks"), WRITE_MODES)
+def test_writes_never_go_through_links(
+    planted: dict[str, pathlib.Path], durable: bool, use_locks: bool
+) -> None:
+    store, outside = planted["store"], planted["outside"]
+    before = snapshot(outside)
+    d: FileDirDict[Any] = FileDirDict(base_dir=store, durable=durable, use_locks=use_locks)
+    # A link named like an item is replaced by the item itself, never written through.
+    d["k"] = "new"
+    assert d["k"] == "new" and not (store / f"{suffixed('k')}.pkl").is_symlink()
+    # A link where a key's folder should be is never entered: the write is refused.
+    writes: list[Callable[[], object]] = [
+        lambda: d.__setitem__(("s", "x"), "new"),
+        lambda: d.get_subdict("s").__setitem__("x", "new"),
+        lambda: d.setdefault_if(("s", "y"), "new", ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME),
+        lambda: d.transform_item(("s", "x"), lambda v: "new"),
+    ]
+    for write in writes:
+        with pytest.raises(BackendError, match="link"):
+            write()
+    assert snapshot(outside) == before
+    assert (store / suffixed("s")).is_symlink()
+
+
+@pytest.mark.parametrize(("durable", "use_locks"), WRITE_MODES)
+def test_conditional_writes_over_a_link_named_like_an_item_create_the_item(
+    planted: dict[str, pathlib.Path], durable: bool, use_locks: bool
+) -> None:
+    store, outside = planted["store"], planted["outside"]
+    before = snapshot(outside)
+    d: FileDirDict[Any] = FileDirDict(base_dir=store, durable=durable, use_locks=use_locks)
+    r = d.setdefault_if("k", "mine", ITEM_NOT_AVAILABLE, ETAG_IS_THE_SAME)  # the link is no item
+    assert r.value_was_mutated and d["k"] == "mine"
+    (store / f"{suffixed('k')}.pkl").unlink()
+    (store / f"{suffixed('k')}.pkl").symlink_to(outside / "secret.pkl")
+    assert d.transform_item("k", lambda v: [v]).new_value == [ITEM_NOT_AVAILABLE]
+    assert snapshot(outside) == before
+
+
+def test_a_fifo_named_like_an_item_is_no_item_and_does_not_block(tmp_path: pathlib.Path) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    os.mkfifo(tmp_path / f"{suffixed('f')}.pkl")
+    got: list[Any] = []
+
+    def read() -> None:
+        got.append("f" in d)
+        got.append(d.get("f", "absent"))
+        got.append(len(d))
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "reading a FIFO named like an item blocked"
+    assert got == [False, "absent", 0]
+
+
+def test_s3dict_cache_folder_links_are_not_followed(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    from persidict.backends.cached import pack
+    from persidict.backends.s3 import forget_clients
+    from persidict.s3_dict import S3Dict
+
+    from .s3_helpers import FAKE_ENV, UNSET_ENV
+
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in UNSET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    cache, outside = tmp_path / "cache", tmp_path / "outside"
+    with mock_aws():
+        forget_clients()
+        try:
+            import boto3
+
+            boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="links-bucket")
+            d: S3Dict[Any] = S3Dict(bucket_name="links-bucket", base_dir=str(cache))
+            d["k"] = "v"
+            d["sub", "k"] = "w"
+            bucket = cache / "links-bucket"
+            file_entry = bucket / f"{suffixed('k', 8)}.pkl"
+            folder = bucket / suffixed("sub", 8)
+            assert file_entry.is_file() and (folder / f"{suffixed('k', 8)}.pkl").is_file()
+            # Outside: entries that would be served (right ETag, wrong bytes) if a link were followed.
+            (outside / "folder").mkdir(parents=True)
+            (outside / "file.pkl").write_bytes(pack(d.etag("k"), pickle.dumps("evil")))
+            (outside / "folder" / f"{suffixed('k', 8)}.pkl").write_bytes(
+                pack(d.etag(("sub", "k")), pickle.dumps("evil"))
+            )
+            file_entry.unlink()
+            file_entry.symlink_to(outside / "file.pkl")
+            shutil.rmtree(folder)
+            folder.symlink_to(outside / "folder", target_is_directory=True)
+            before = snapshot(outside)
+            assert d["k"] == "v" and d["sub", "k"] == "w"
+            d["sub", "k"] = "w2"
+            assert d["sub", "k"] == "w2"
+            file_entry.unlink(missing_ok=True)
+            file_entry.symlink_to(outside / "file.pkl")
+            d["k"] = "v2"
+            assert d["k"] == "v2"
+            del d["sub", "k"]
+            del d["k"]
+            assert snapshot(outside) == before and folder.is_symlink()
+            # The bucket's own folder replaced by a link: not followed either.
+            d["k"] = "v3"
+            shutil.rmtree(bucket)
+            (outside / "bucket").mkdir()
+            (outside / "bucket" / f"{suffixed('k', 8)}.pkl").write_bytes(
+                pack(d.etag("k"), pickle.dumps("evil"))
+            )
+            bucket.symlink_to(outside / "bucket", target_is_directory=True)
+            before = snapshot(outside)
+            assert d["k"] == "v3"
+            d["k"] = "v4"
+            assert d["k"] == "v4"
+            assert snapshot(outside) == before
+        finally:
+            forget_clients()
+
+
+# ---------------------------------------------------------------- 3. coarse timestamps
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def coarse_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """A folder on a loop-mounted ext4 image with 128-byte inodes: timestamps to the second."""
+    work = tmp_path_factory.mktemp("coarse")
+    image, mount = work / "ext4-128.img", work / "mnt"
+    mount.mkdir()
+    why = None
+    if os.geteuid() != 0:
+        why = "mounting needs root"
+    elif shutil.which("mkfs.ext4") is None or shutil.which("mount") is None:
+        why = "mkfs.ext4 or mount is missing"
+    else:
+        with open(image, "wb") as f:
+            f.truncate(64 << 20)
+        made = _run("mkfs.ext4", "-q", "-F", "-I", "128", str(image))
+        mounted = _run("mount", "-o", "loop", str(image), str(mount)) if made.returncode == 0 else made
+        if mounted.returncode != 0:
+            why = f"{mounted.args[0]} failed: {(mounted.stderr or mounted.stdout).strip()}"
+    if why is not None:
+        pytest.skip(
+            f"cannot mount an ext4 image made with mkfs.ext4 -I 128 here ({why}): "
+            "the tests on 1-second timestamps are skipped"
+        )
+    try:
+        probe = mount / "probe"
+        probe.write_bytes(b"x")
+        os.utime(probe, ns=(1_700_000_000_123_456_789,) * 2)
+        assert os.stat(probe).st_mtime_ns == 1_700_000_000_000_000_000, "the image keeps sub-second mtimes"
+        probe.unlink()
+        yield mount
+    finally:
+        if _run("umount", str(mount)).returncode != 0:
+            _run("umount", "-l", str(mount))
+
+
+def _same_second_inode_reuse(d: FileDirDict[bytes], key: str) -> list[tuple[tuple[int, int, int], str]]:
+    """Same-size rewrites of ``key`` until one lands on an earlier one's inode within the same second.
+
+    Returns [(mtime_ns, size, inode), etag] per write; the last one shares its triple with an earlier one.
+    """
+    path = os.path.join(d.base_dir, f"{suffixed(key)}.pkl")
+    for _ in range(20):
+        seen: list[tuple[tuple[int, int, int], str]] = []
+        for i in range(8):
+            d[key] = b"%04d" % i
+            st = os.stat(path)
+            triple = (st.st_mtime_ns, st.st_size, st.st_ino)
+            seen.append((triple, d.etag(key)))
+            if triple in [t for t, _ in seen[:-1]]:
+                return seen
+    raise AssertionError("no inode was reused within one second")
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_etags_of_quick_same_size_rewrites_differ_on_second_timestamps(
+    coarse_dir: pathlib.Path, durable: bool
+) -> None:
+    d: FileDirDict[bytes] = FileDirDict(base_dir=coarse_dir / f"etags-{durable}", durable=durable)
+    seen = _same_second_inode_reuse(d, "k")
+    etags = [e for _, e in seen]
+    assert len(set(etags)) == len(etags), seen  # the old mtime:size:inode repeated here
+    for stale in etags[:-1]:
+        assert not d.set_item_if("k", b"late", ETagValue(stale), ETAG_IS_THE_SAME).condition_was_satisfied
+    assert d["k"] == b"%04d" % (len(seen) - 1)
+    assert os.getxattr(os.path.join(d.base_dir, f"{suffixed('k')}.pkl"), "user.persidict.etag")
+    r = d.get_with_etag("k")
+    assert r.actual_etag == etags[-1] == d.etag("k")
+
+
+def test_etags_without_extended_attributes_fall_back_to_a_digest(
+    coarse_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files_module, "_getxattr", None)
+    monkeypatch.setattr(files_module, "_setxattr", None)
+    d: FileDirDict[bytes] = FileDirDict(base_dir=coarse_dir / "digest", durable=False)
+    seen = _same_second_inode_reuse(d, "k")
+    etags = [e for _, e in seen]
+    assert len(set(etags)) == len(etags) and all(":#" in e for e in etags), seen
+    assert not d.set_item_if("k", b"late", ETagValue(etags[0]), ETAG_IS_THE_SAME).condition_was_satisfied
+
+
+def test_fine_timestamps_cost_no_token(tmp_path: pathlib.Path) -> None:
+    # Where mtimes keep their nanoseconds (this test folder), ETags stay mtime:size:inode, no xattr written.
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+    d["k"] = 1
+    path = tmp_path / f"{suffixed('k')}.pkl"
+    st = os.stat(path)
+    if st.st_mtime_ns % 1_000_000 == 0:
+        pytest.skip("this test folder keeps no sub-millisecond timestamps")
+    assert d.etag("k") == f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+    assert "user.persidict.etag" not in os.listxattr(path)
+
+
+def _increment(params: dict[str, Any], start: Any, n: int) -> None:
+    d: FileDirDict[int] = FileDirDict(**params)
+    start.wait()
+    for _ in range(n):
+        d.transform_item("counter", lambda v: v + 1, n_retries=None)
+
+
+def _increments_lose_nothing(folder: pathlib.Path, n_procs: int, n: int, durable: bool) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=folder, durable=durable)
+    d["counter"] = 0
+    start = _CTX.Event()
+    procs = [_CTX.Process(target=_increment, args=(d.get_params(), start, n)) for _ in range(n_procs)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0] * n_procs
+    assert d["counter"] == n_procs * n
+
+
+def test_increments_across_processes_lose_nothing_on_second_timestamps(coarse_dir: pathlib.Path) -> None:
+    _increments_lose_nothing(coarse_dir / "fast", 4, 50, durable=False)  # (loses some without the fix)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("durable", [False, True])
+def test_4_processes_200_increments_each_lose_nothing_on_second_timestamps(
+    coarse_dir: pathlib.Path, durable: bool
+) -> None:
+    _increments_lose_nothing(coarse_dir / f"slow-{durable}", 4, 200, durable=durable)
