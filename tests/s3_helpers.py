@@ -10,7 +10,8 @@ from __future__ import annotations
 import atexit
 import collections
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -230,6 +231,111 @@ class DropReplies:
     def remove(self, client: Any) -> None:
         """Unregister from ``client``."""
         client.meta.events.unregister("before-send.s3", self)
+
+
+def _object_key(request: Any) -> str:
+    """The object key a request is about (its URL path after the bucket), unquoted."""
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(request.url).path)
+    return path.split("/", 2)[2] if path.count("/") >= 2 else ""
+
+
+class FailKeys:
+    """Answers the chosen operation's requests for chosen object keys with 403 AccessDenied (never retried).
+
+    A ``before-send`` hook: the request is not sent, so the key is left as it
+    was. ``failed`` lists the object keys answered so.
+    """
+
+    def __init__(self, operation: str, object_keys: Iterable[str]) -> None:
+        self.operation = operation
+        self.object_keys = set(object_keys)
+        self.failed: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, request: Any = None, **kwargs: Any) -> AWSResponse | None:
+        if event_name.rsplit(".", 1)[-1] != self.operation or request is None:
+            return None
+        key = _object_key(request)
+        if key not in self.object_keys:
+            return None
+        with self._lock:
+            self.failed.append(key)
+        return error_response(403, "AccessDenied")
+
+    def install(self, client: Any) -> FailKeys:
+        """Register on ``client`` (first in line)."""
+        client.meta.events.register_first("before-send.s3", self)
+        return self
+
+    def remove(self, client: Any) -> None:
+        """Unregister from ``client``."""
+        client.meta.events.unregister("before-send.s3", self)
+
+
+class RefuseDeletes:
+    """Makes DeleteObjects refuse chosen object keys, as S3 does key by key (its answer's Errors).
+
+    The keys are taken out of the request before it is built (so the server
+    keeps them), and put back into the parsed answer as Errors with
+    ``code``. ``refused`` lists the keys refused so.
+    """
+
+    def __init__(self, object_keys: Iterable[str], code: str = "AccessDenied") -> None:
+        self.object_keys = set(object_keys)
+        self.code = code
+        self.refused: list[str] = []
+        self._pending = threading.local()
+
+    def before(self, params: dict[str, Any], **kwargs: Any) -> None:
+        """``before-parameter-build``: drop the chosen keys from the request."""
+        objects = params["Delete"]["Objects"]
+        chosen = [o["Key"] for o in objects if o["Key"] in self.object_keys]
+        objects[:] = [o for o in objects if o["Key"] not in self.object_keys]
+        self._pending.keys = chosen
+
+    def after(self, parsed: dict[str, Any], **kwargs: Any) -> None:
+        """``after-call``: report the dropped keys as refused."""
+        chosen = getattr(self._pending, "keys", [])
+        self._pending.keys = []
+        errors = parsed.setdefault("Errors", [])
+        for key in chosen:
+            errors.append({"Key": key, "Code": self.code, "Message": f"injected {self.code}"})
+            self.refused.append(key)
+
+    def install(self, client: Any) -> RefuseDeletes:
+        """Register on ``client``."""
+        client.meta.events.register("before-parameter-build.s3.DeleteObjects", self.before)
+        client.meta.events.register("after-call.s3.DeleteObjects", self.after)
+        return self
+
+
+class Concurrency:
+    """Tracks how many requests of a client are being sent at once (a ``before-send`` hook that lingers).
+
+    Each request waits ``linger`` seconds in the hook, so requests sent
+    concurrently overlap there; ``peak`` is the most seen at once.
+    """
+
+    def __init__(self, linger: float = 0.005) -> None:
+        self.linger = linger
+        self.active = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(self.linger)
+        with self._lock:
+            self.active -= 1
+
+    def install(self, client: Any) -> Concurrency:
+        """Register on ``client``."""
+        client.meta.events.register("before-send.s3", self)
+        return self
 
 
 class DenyCreateBucket:

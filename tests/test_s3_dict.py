@@ -317,7 +317,7 @@ def test_region_and_endpoint_from_arguments(monkeypatch: pytest.MonkeyPatch) -> 
 
 def _cache_file(d: S3Dict[Any], *parts: str) -> Path:
     """The cached copy of the object at ``parts`` (relative to the dict's root prefix)."""
-    return Path(d.base_dir, d.bucket_name, *d._backend.local_location(parts))  # type: ignore[attr-defined]
+    return Path(d.base_dir, *d._backend.local_location(parts))  # type: ignore[attr-defined]
 
 
 def test_s3dict_caches_what_it_writes_and_reads(tmp_path: Path, aws: Any) -> None:

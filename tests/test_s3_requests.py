@@ -14,6 +14,7 @@ from moto import mock_aws
 from persidict import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
+    DELETE_CURRENT,
     ETAG_HAS_CHANGED,
     ETAG_IS_THE_SAME,
     IF_ETAG_CHANGED,
@@ -117,7 +118,7 @@ def test_append_only_write_is_one_conditional_put(tmp_path: Path) -> None:
         assert log.sent == [("PutObject", "*", None)]
 
 
-def test_compare_and_swap_is_one_observation_and_one_conditional_request(
+def test_compare_and_swap_is_one_conditional_put(
     store: tuple[BasicS3Dict[Any], RequestLog],
 ) -> None:
     d, log = store
@@ -126,11 +127,22 @@ def test_compare_and_swap_is_one_observation_and_one_conditional_request(
     log.clear()
     r = d.set_item_if("k", 2, etag, ETAG_IS_THE_SAME)
     assert r.condition_was_satisfied and r.value_was_mutated
-    assert log.counts() == {"GetObject": 1, "PutObject": 1}
-    assert ("PutObject", None, etag) in log.sent
+    assert log.sent == [("PutObject", None, etag)]
+    assert r.actual_etag == etag and r.resulting_etag == d.etag("k") != etag and r.new_value == 2
     log.clear()
-    r = d.set_item_if("k", 3, etag, ETAG_IS_THE_SAME)  # stale: refused without writing
-    assert not r.condition_was_satisfied and log.counts() == {"GetObject": 1}
+    # Stale: the refused PUT (412), then the observation that reports the current state.
+    r = d.set_item_if("k", 3, etag, ETAG_IS_THE_SAME)
+    assert not r.condition_was_satisfied and not r.value_was_mutated and r.new_value == 2
+    assert [op for op, _, _ in log.sent] == ["PutObject", "GetObject"] and d["k"] == 2
+    assert log.statuses[0] == ("PutObject", 412)
+    log.clear()
+    # DELETE_CURRENT pinned to the current ETag: one conditional DELETE.
+    d["gone"] = 0
+    current = d.etag("gone")
+    log.clear()
+    r = d.set_item_if("gone", DELETE_CURRENT, current, ETAG_IS_THE_SAME)
+    assert r.value_was_mutated and r.new_value is ITEM_NOT_AVAILABLE
+    assert log.sent == [("DeleteObject", None, current)] and ("gone",) not in d
     log.clear()
     current = d.etag("k")
     log.clear()
