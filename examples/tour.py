@@ -1,8 +1,10 @@
 """A short walk through persidict: run it with `make demo`.
 
 It shows keys, jokers, conditional operations, timestamps and subdicts on
-an in-memory LocalDict and on a FileDirDict in a temporary folder, then a
-composed stack of wrappers.
+an in-memory LocalDict, on a FileDirDict in a temporary folder and on S3 (a
+moto server on 127.0.0.1, when moto is installed), then a composed stack of
+wrappers and LmdbDict. Everything it writes goes to one temporary folder,
+removed at the end, and to the moto server's memory: it leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def walk(d: PersiDict[Any]) -> None:
     events = d.get_subdict("event")
     show("events, oldest first", events.oldest_keys())
     show("newest event", events.newest_values(max_n=1))
-    show("timestamp is POSIX seconds", round(time.time() - d.timestamp(("event", "2"))) == 0)
+    show("timestamp is POSIX seconds", abs(time.time() - d.timestamp(("event", "2"))) < 2)
 
     # Subdicts: views sharing the same storage.
     eliza = d.get_subdict("Eliza")
@@ -146,7 +148,7 @@ def lmdb_tour(tmp: str) -> None:
     short_lived.close()
 
 
-def s3_tour() -> None:
+def s3_tour(tmp: str) -> None:
     """BasicS3Dict and S3Dict against a local moto server (skipped when moto is not installed)."""
     import logging
     import os
@@ -162,6 +164,7 @@ def s3_tour() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    print(f"\n(S3 below is a local moto server at http://{host}:{port}, in memory: nothing goes to AWS)")
     aws = {
         "endpoint_url": f"http://{host}:{port}",  # or AWS_ENDPOINT_URL; omit it for AWS itself
         "region": "us-east-1",
@@ -175,7 +178,7 @@ def s3_tour() -> None:
         for _ in range(3):  # 1 GET + 1 PUT with If-Match each: atomic across machines
             d.transform_item("counter", lambda v: v + 1)
         show("counter after 3 atomic increments", d["counter"])
-        cache = os.path.join(tempfile.mkdtemp(), "cache")
+        cache = os.path.join(tmp, "s3-cache")
         cached: S3Dict[Any] = S3Dict(bucket_name="tour-bucket", root_prefix="runs", base_dir=cache, **aws)
         show("S3Dict reads it (then 304s)", cached["counter"])
     finally:
@@ -185,14 +188,16 @@ def s3_tour() -> None:
 def main() -> None:
     """Run the tour on memory and on a folder, then on composed stacks."""
     walk(LocalDict())
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="persidict-tour-") as tmp:
+        print(f"\n(folders and LMDB databases below live in {tmp}, removed at the end)")
         store: FileDirDict[Any] = FileDirDict(base_dir=f"{tmp}/walk")
         walk(store)
         reopened: FileDirDict[Any] = FileDirDict(base_dir=f"{tmp}/walk")
         show("reopened folder: len", len(reopened))
         stack(tmp)
         lmdb_tour(tmp)
-    s3_tour()
+        s3_tour(tmp)
+    print(f"\nremoved {tmp}: the tour left nothing behind")
 
 
 if __name__ == "__main__":

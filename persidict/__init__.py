@@ -3,7 +3,11 @@
 A PersiDict looks like a ``dict`` but keeps each value durably in a backend
 (memory, a local folder, S3, LMDB), with per-key ETags, atomic conditional
 operations, timestamps and hierarchical keys. Optional dependencies (boto3,
-lmdb, numpy, pandas) load only when the class that needs them is used.
+lmdb, numpy, pandas) load only when the class that needs them is used; a
+missing one raises an ImportError naming the extra that brings it
+(``pip install 'persidict[aws]'``). ``__version__`` is the installed
+distribution's version: 1.0.0 and later, above every 0.x of the published
+persidict (see CHANGELOG.md).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, SafeJsonCodec, TextCodec
+from .copying import CopySummary, copy
 from .empty_dict import EmptyDict
-from .errors import BackendError, ConcurrencyConflictError, CorruptValueError, MutationPolicyError
+from .errors import BackendError, BatchError, ConcurrencyConflictError, CorruptValueError, MutationPolicyError
 from .flags import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
@@ -57,6 +62,7 @@ from .keys import (
 )
 from .local_dict import LocalDict
 from .persi_dict import PersiDict
+from .progress import ProgressEvent
 from .results import ConditionalOperationResult, OperationResult
 
 # Classes whose modules pull in optional or heavier dependencies load on
@@ -67,6 +73,7 @@ _LAZY: dict[str, str] = {
     "S3Dict": "s3_dict",
     "S3Dict_FileDirCached": "s3_dict",
     "LmdbDict": "lmdb_dict",
+    "PersistDict": "persist_dict",
     "WriteOnceDict": "wrappers.write_once",
     "MutableDictCached": "wrappers.cached",
     "AppendOnlyDictCached": "wrappers.cached",
@@ -92,6 +99,7 @@ if _TYPE_CHECKING:
     from .backends.files import FileNameTooLongError, PathCollisionError
     from .file_dir_dict import FileDirDict
     from .lmdb_dict import LmdbDict
+    from .persist_dict import PersistDict
     from .s3_dict import BasicS3Dict, S3Dict, S3Dict_FileDirCached
     from .wrappers.cached import AppendOnlyDictCached, MutableDictCached
     from .wrappers.expiring import ExpiringDict
@@ -121,9 +129,11 @@ __all__ = [
     "AppendOnlyDictCached",
     "BackendError",
     "BasicS3Dict",
+    "BatchError",
     "Codec",
     "ConcurrencyConflictError",
     "ConditionalOperationResult",
+    "CopySummary",
     "CorruptValueError",
     "DeleteCurrentFlag",
     "ETagConditionFlag",
@@ -153,7 +163,9 @@ __all__ = [
     "PathCollisionError",
     "PersiDict",
     "PersiDictKey",
+    "PersistDict",
     "PickleCodec",
+    "ProgressEvent",
     "RetrieveValueFlag",
     "S3Dict",
     "S3Dict_FileDirCached",
@@ -165,6 +177,7 @@ __all__ = [
     "ValueType",
     "WriteOnceDict",
     "__version__",
+    "copy",
     "get_safe_chars",
     "replace_unsafe_chars",
 ]
