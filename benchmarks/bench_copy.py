@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_batch_s3 import start_moto  # noqa: E402
+from bench_batch_s3 import start_moto
 
 KINDS = ("mem", "folder", "lmdb", "s3")
 WORKERS = 4
@@ -56,7 +56,9 @@ CHILD = textwrap.dedent(
         if kind == "lmdb":
             return LmdbDict(base_dir=where, durable=False)
         if kind == "s3":
-            return BasicS3Dict(bucket_name={bucket!r}, root_prefix=where, endpoint_url={url!r}, region="us-east-1")
+            return BasicS3Dict(
+                bucket_name={bucket!r}, root_prefix=where, endpoint_url={url!r}, region="us-east-1"
+            )
         return LocalDict()
 
     src = open_store({src_kind!r}, {src_where!r})
@@ -107,7 +109,9 @@ def fill_sources(tmp: Path, url: str, n: int, size: int) -> dict[str, str]:
     return where
 
 
-def measure(src: str, dst: str, how: str, where: dict[str, str], tmp: Path, url: str, n: int, size: int) -> int:
+def measure(
+    src: str, dst: str, how: str, where: dict[str, str], tmp: Path, url: str, n: int, size: int
+) -> int:
     """Peak memory growth in KiB of one copy in a fresh process."""
     dst_where = {"s3": f"dst-{src}-{how}", "mem": ""}.get(dst, str(tmp / f"dst-{src}-{dst}-{how}"))
     code = CHILD.format(
@@ -131,7 +135,9 @@ def measure(src: str, dst: str, how: str, where: dict[str, str], tmp: Path, url:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--size-kib", type=int, default=1024)
     parser.add_argument("--markdown", type=Path)
