@@ -84,7 +84,10 @@ class BasicS3Dict(StoreDict[ValueType]):
     raise both with ``client_config`` and ``max_workers``); ``discard_many``
     looks the keys up with a listing and deletes those found with
     DeleteObjects, 1,000 keys a request (500 keys stored together: two
-    requests).
+    requests). DeleteObjects reports absent keys as deleted, so the count
+    comes from that lookup: keys scattered among many other objects cost
+    more (HEADs beyond ``1 + n / 100`` listed pages), and a key another
+    writer deletes between the lookup and the delete still counts.
     """
 
     def __init__(

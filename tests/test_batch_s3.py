@@ -264,6 +264,20 @@ def test_the_shared_client_pool_matches_the_default_concurrency(store: BasicS3Di
     assert 1 < peak.peak <= 4
 
 
+def test_a_users_config_keeps_our_pool_and_fail_fast_defaults_unless_it_sets_them() -> None:
+    from persidict.backends.s3 import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT, ClientSpec
+
+    cfg = ClientSpec(client_config=Config(read_timeout=60, signature_version="s3v4")).config()
+    pool_and_timeouts = (cfg.max_pool_connections, cfg.connect_timeout, cfg.read_timeout)
+    assert pool_and_timeouts == (POOL_CONNECTIONS, CONNECT_TIMEOUT, 60)
+    assert cfg.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+    assert cfg.signature_version == "s3v4"
+    cfg = ClientSpec(client_config=Config(max_pool_connections=8), checksum="when_required").config()
+    pool_and_timeouts = (cfg.max_pool_connections, cfg.connect_timeout, cfg.read_timeout)
+    assert pool_and_timeouts == (8, CONNECT_TIMEOUT, READ_TIMEOUT)
+    assert cfg.request_checksum_calculation == "when_required"
+
+
 def test_a_smaller_pool_of_the_users_config_bounds_the_concurrency(
     kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -310,6 +324,25 @@ def test_failed_writes_name_exactly_the_failed_keys_and_the_others_are_written(
         store.set_many({"k3": 3, "k4": 4})
     assert not isinstance(one.value, BatchError) and "k3" in str(one.value)
     assert store["k4"] == 4 and "k3" not in store
+
+
+def test_a_failed_update_names_exactly_the_failed_keys_and_caches_only_the_written(
+    store: BasicS3Dict[Any],
+) -> None:
+    store.update({"u0": "old", "u5": "old"})
+    keys = [f"u{i}" for i in range(12)]
+    bad = ["u0", "u2", "u9"]  # u0 held a value: it keeps it
+    fault = FailKeys("PutObject", _object_keys(store, bad)).install(client_of(store))
+    with pytest.raises(BatchError) as caught:
+        store.update({k: k for k in keys})
+    assert sorted(caught.value.keys) == sorted(to_key(k) for k in bad)  # type: ignore[type-var]
+    assert _stored(store) == set(_object_keys(store, [k for k in keys if k not in ("u2", "u9")]))
+    expected = {to_key(k): ("old" if k == "u0" else k) for k in keys if k not in ("u2", "u9")}
+    assert sorted(fault.failed) == sorted(_object_keys(store, bad))
+    if isinstance(store, S3Dict):
+        # The cache holds the written values (and u0's old one), nothing for the failed keys.
+        assert len(_cache_files(store)) == len(expected)
+    assert store.get_many(keys) == expected
 
 
 def test_failed_reads_name_exactly_the_failed_keys(store: BasicS3Dict[Any]) -> None:

@@ -193,3 +193,39 @@ def test_s3dict_read_of_a_cached_value_is_one_conditional_get(tmp_path: Path, aw
     log.clear()
     assert d["k2"] == "hi" and d["k2"] == "hi"
     assert log.statuses == [("GetObject", 200), ("GetObject", 304)]
+
+
+def test_s3dict_compare_and_swap_is_one_put_and_its_cache_follows_another_writer(
+    tmp_path: Path, aws: Any
+) -> None:
+    d: S3Dict[Any] = S3Dict(bucket_name=BUCKET, base_dir=str(tmp_path), root_prefix="r")
+    log = log_requests(client_of(d))
+    d["k"] = 1
+    etag = d.etag("k")
+    log.clear()
+    r = d.set_item_if("k", 2, etag, ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and log.sent == [("PutObject", None, etag)]  # as BasicS3Dict: 1 request
+    log.clear()
+    assert d["k"] == 2 and log.statuses == [("GetObject", 304)]  # the cache holds 2 under the new ETag
+    # Another writer replaces the object between our calls: the cached ETag is stale now.
+    aws.put_object(Bucket=BUCKET, Key="r/k.pkl", Body=pickle.dumps(3))
+    log.clear()
+    r = d.set_item_if("k", 4, r.resulting_etag, ETAG_IS_THE_SAME)
+    assert not r.condition_was_satisfied and r.new_value == 3
+    assert [op for op, _, _ in log.sent] == ["PutObject", "GetObject"]
+    assert log.statuses[0] == ("PutObject", 412)
+    log.clear()
+    assert d["k"] == 3 and log.statuses == [("GetObject", 304)]  # the refreshed copy is served
+    # Swapping on the other writer's ETag: one PUT again, and the cache follows it.
+    theirs = r.actual_etag
+    log.clear()
+    r = d.set_item_if("k", 5, theirs, ETAG_IS_THE_SAME)
+    assert r.condition_was_satisfied and log.sent == [("PutObject", None, theirs)]
+    assert pickle.loads(aws.get_object(Bucket=BUCKET, Key="r/k.pkl")["Body"].read()) == 5
+    log.clear()
+    assert d["k"] == 5 and log.statuses == [("GetObject", 304)]
+    # The other writer deletes it: a swap is refused and the cached copy is not served.
+    aws.delete_object(Bucket=BUCKET, Key="r/k.pkl")
+    log.clear()
+    r = d.set_item_if("k", 6, r.resulting_etag, ETAG_IS_THE_SAME)
+    assert not r.condition_was_satisfied and r.new_value is ITEM_NOT_AVAILABLE and "k" not in d
