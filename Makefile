@@ -42,7 +42,7 @@ test-floors: install
 	$(BIN)/uv venv -q --python $(PY) $(FLOORS)
 	$(BIN)/uv pip install -q --python $(FLOORS)/bin/python --resolution lowest-direct -e ".[test]"
 	$(BIN)/uv pip list --python $(FLOORS)/bin/python 2>/dev/null \
-		| grep -iE '^(attrs|jsonpickle|joblib|lz4|typing.extensions|boto3|botocore|lmdb|hypothesis|pytest|pytest-timeout|moto|numpy|mypy) '
+		| grep -iE '^(attrs|cattrs|click|jsonpickle|joblib|lz4|typing.extensions|boto3|botocore|lmdb|hypothesis|pytest|pytest-timeout|moto|numpy|mypy) '
 	$(FLOORS)/bin/python -m pytest -q
 
 # The documentation site, into site/: figures drawn from benchmarks/results, warnings are errors.

@@ -94,7 +94,7 @@ def test_version_is_the_installed_distributions() -> None:
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="NoSuchThing"):
-        persidict.NoSuchThing  # noqa: B018
+        persidict.NoSuchThing  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_public_names_of_the_core_import_from_persidict() -> None:
