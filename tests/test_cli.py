@@ -241,6 +241,19 @@ def test_errors_are_one_clear_line_with_the_right_exit_code(
     assert r.out == ""
 
 
+def test_reading_a_missing_bucket_is_an_error_and_creates_nothing(endpoint: str, aws_env: None) -> None:
+    bucket = f"cli-typo-{uuid.uuid4().hex[:8]}"
+    url = f"s3://{bucket}/app?endpoint={endpoint}&region=us-east-1"
+    for args in (("ls", url), ("get", url, "k"), ("stat", url)):
+        r = cli(*args)
+        assert r.code == 1, r
+        assert f"no store at s3://{bucket}" in r.one_error_line()
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     r = cli("--debug", "get", str(tmp_path), "missing")
     assert r.code == 1 and "Traceback" in r.err and r.err.rstrip().endswith("no such key: missing")

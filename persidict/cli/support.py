@@ -38,14 +38,31 @@ class Entry:
 
 def open_store(spec: Any, *, must_exist: bool) -> Any:
     """Open the store of ``spec``; when ``must_exist``, a local one that is not there is an error."""
-    from ..specs import FileDirSpec, LmdbSpec
+    from ..specs import BasicS3Spec, FileDirSpec, LmdbSpec, S3Spec
 
     if must_exist and isinstance(spec, FileDirSpec | LmdbSpec) and not os.path.exists(spec.base_dir):
         raise CliError(f"no store at {spec.base_dir!r} (no such file or directory)")
+    if must_exist and isinstance(spec, BasicS3Spec | S3Spec) and _bucket_is_missing(spec):
+        # (opening an S3 store creates a missing bucket: a read must not, e.g. on a misspelt name)
+        raise CliError(f"no store at s3://{spec.bucket_name} (no such bucket)")
     try:
         return spec.open()
     except (ValueError, TypeError) as e:
         raise CliError(f"cannot open {spec.store}: {e}", 2) from e
+
+
+def _bucket_is_missing(spec: Any) -> bool:
+    """One HeadBucket with the spec's settings: whether the bucket is known to be missing (404)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    session = boto3.session.Session(profile_name=spec.profile_name, region_name=spec.region)
+    client = session.client("s3", endpoint_url=spec.endpoint_url)
+    try:
+        client.head_bucket(Bucket=spec.bucket_name)
+    except ClientError as e:
+        return str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound")
+    return False
 
 
 def key_text(key: tuple[str, ...]) -> str:
