@@ -15,7 +15,12 @@ starting with the next one), and keeps each one's best round: this machine's
 filesystem timings are noisy.
 diskcache and sqlitedict are printed beside them as peers.
 
-Usage: python benchmarks/bench_files.py [--n 5000] [--big 20] [--repeat 5] [--out PATH]
+With ``--nested`` the keys are pairs (one of 16 shard folders, a name), the
+floors write into the same shard folders, the peers and the 1 MiB values are
+left out: the cost of keys that live in folders.
+
+Usage: python benchmarks/bench_files.py [--n 5000] [--big 20] [--repeat 5] [--nested]
+       [--durable both|no|yes] [--out PATH]
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class Contestant:
 
     name = ""
 
-    def __init__(self, folder: str, keys: list[str], values: list[Any]) -> None:
+    def __init__(self, folder: str, keys: list[Any], values: list[Any]) -> None:
         self.folder = folder
         self.keys = keys
         self.pairs = list(zip(keys, values, strict=True))
@@ -158,12 +163,19 @@ class Contestant:
 class Floor(Contestant):
     """The hand-written floor."""
 
-    def __init__(self, folder: str, keys: list[str], values: list[Any], durable: bool) -> None:
+    def __init__(self, folder: str, keys: list[Any], values: list[Any], durable: bool) -> None:
         super().__init__(folder, keys, values)
         self.name = "floor"
         self.durable = durable
-        self.names = [k + ".pkl" for k in keys]
+        self.names = [(k if isinstance(k, str) else os.path.join(*k)) + ".pkl" for k in keys]
         self.named = list(zip(self.names, values, strict=True))
+        self.shards = sorted({os.path.dirname(name) for name in self.names} - {""})
+
+    def fresh(self) -> None:
+        """An empty folder, with the shard folders of nested keys made."""
+        super().fresh()
+        for shard in self.shards:
+            os.makedirs(os.path.join(self.folder, shard))
 
     def run(self, op: str) -> None:
         """Run ``op`` by hand."""
@@ -185,7 +197,7 @@ class Store(Contestant):
     """A dict-like store, made by ``make(folder)``."""
 
     def __init__(
-        self, name: str, make: Callable[[str], Any], folder: str, keys: list[str], values: list[Any]
+        self, name: str, make: Callable[[str], Any], folder: str, keys: list[Any], values: list[Any]
     ) -> None:
         super().__init__(folder, keys, values)
         self.name = name
@@ -283,9 +295,11 @@ def table(n: int, results: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def small_values(root: str, n: int, durable: bool, repeat: int) -> list[str]:
-    """The 100-byte table for one durability setting."""
-    keys = [f"key{i:06d}" for i in range(n)]
+def small_values(root: str, n: int, durable: bool, repeat: int, nested: bool = False) -> list[str]:
+    """The 100-byte table for one durability setting (``nested``: keys in 16 shard folders)."""
+    keys: list[Any] = [f"key{i:06d}" for i in range(n)]
+    if nested:
+        keys = [(f"shard{i % 16:02d}", k) for i, k in enumerate(keys)]
     values = [("v" * 70, i, float(i)) for i in range(n)]
     floor = Floor(os.path.join(root, f"floor_{durable}"), keys, values, durable)
     contestants: list[Contestant] = [floor]
@@ -296,7 +310,7 @@ def small_values(root: str, n: int, durable: bool, repeat: int) -> list[str]:
 
         name = f"FileDirDict(durable={durable}, use_locks={locks})"
         contestants.append(Store(name, make, os.path.join(root, f"fdd_{durable}_{locks}"), keys, values))
-    if not durable:
+    if not durable and not nested:
         for name, make_peer in peers().items():
             contestants.append(Store(name, make_peer, os.path.join(root, name), keys, values))
     floor.fresh()
@@ -307,7 +321,7 @@ def small_values(root: str, n: int, durable: bool, repeat: int) -> list[str]:
     for c in contestants:
         c.close()
     what = "floors fsync file and folder" if durable else "no fsync"
-    lines = [f"### durable={durable} ({what})", ""]
+    lines = [f"### durable={durable} ({what}){', keys in 16 folders' if nested else ''}", ""]
     note = (
         f"Get against a stricter floor (os.open + fstat + os.read + pickle.loads, "
         f"{raw / n * 1e6:.1f} µs): {raw / ours:.2f}."
@@ -357,6 +371,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", default="")
     ap.add_argument("--dir", default=None, help="where to put the test folders (default: a temp dir)")
+    ap.add_argument("--nested", action="store_true", help="keys (shard, name) in 16 folders; no peers")
+    ap.add_argument("--durable", choices=("both", "no", "yes"), default="both", help="which tables to run")
     args = ap.parse_args()
     n: int = args.n
     size = len(pickle.dumps(("v" * 70, 0, 0.0), protocol=pickle.HIGHEST_PROTOCOL))
@@ -372,9 +388,11 @@ def main() -> None:
     try:
         # durable=False first: its set target is the tightest, and the delete
         # rounds of a section slow the disk for the sections after it.
-        tables = {durable: small_values(root, n, durable, args.repeat) for durable in (False, True)}
-        parts += tables[True] + tables[False]
-        parts += big_values(root, args.big, args.repeat)
+        settings = {"both": (False, True), "no": (False,), "yes": (True,)}[args.durable]
+        tables = {durable: small_values(root, n, durable, args.repeat, args.nested) for durable in settings}
+        parts += tables.get(True, []) + tables.get(False, [])
+        if not args.nested and args.big:
+            parts += big_values(root, args.big, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     text = "\n".join(parts)

@@ -19,9 +19,11 @@ from .backends.files import (
     make_folders,
 )
 from .codecs import Codec
+from .errors import batch_error
 from .flags import ETagConditionFlag, ETagIfExists, Joker, RetrieveValueFlag, TransformingFunction, ValueType
 from .keys import FileKey, Layout, NonEmptyPersiDictKey, NonEmptySafeStrTuple, SafeStrTuple, to_key
 from .persi_dict import PLAIN_VALUE_TYPES
+from .progress import Reporter
 from .results import ConditionalOperationResult, OperationResult
 from .store_dict import StoreDict
 
@@ -75,18 +77,25 @@ class FileDirDict(StoreDict[ValueType]):
 
     Links. ``base_dir`` may be a link: it is resolved once, when the dict is
     opened (``os.path.realpath``), and ``base_dir`` reports the real folder.
-    Inside it no link is ever followed (files and folders are opened
-    relative to their folder's descriptor with ``O_NOFOLLOW``): a link named
+    Inside it no link is ever followed (files are opened with
+    ``openat2(RESOLVE_NO_SYMLINKS)`` on Linux, or relative to their folder's
+    descriptor with ``O_NOFOLLOW``): a link named
     like an item is no item (``KeyError``; a write replaces the link itself,
     never its target; a delete leaves it), and a link where a key's folder
     should be is never entered (reads find nothing, writes raise
     PathCollisionError).
 
+    Batch operations (``get_many``, ``update``, ``set_many``,
+    ``discard_many``) run 4 items at a time on a pool of threads by default.
+    Keys that can never be stored here are reported before anything is
+    written (a BatchError naming each); keys blocked on disk per key.
+
     ETags are ``mtime_ns:size:inode``; on file systems that keep timestamps
     to the second (ext3, ext4 with 128-byte inodes, HFS+, NFS exports...)
     they end in a per-write token kept in the extended attribute
     ``user.persidict.etag`` (or, without extended attributes, a digest of
-    the content, which costs a read of the value per ETag there).
+    the content, which costs a read of the value per ETag there). Each
+    store finds out on its first write; fine file systems pay nothing.
     """
 
     _files: FileBackend
@@ -231,6 +240,33 @@ class FileDirDict(StoreDict[ValueType]):
         except _REFUSALS as e:
             self._refuse(key, e)
         return payload
+
+    def _write_items(
+        self, items: list[tuple[NonEmptySafeStrTuple, Any]], workers: int, rep: Reporter | None
+    ) -> None:
+        """``update`` / ``set_many``: refuse, before the first write, every key that can never be stored here.
+
+        Keys too long for the file system or with names that are never items
+        are reported together (the exception itself for one key, else a
+        BatchError naming each). What only the disk can tell (a file in the
+        way of a key's folder: PathCollisionError) is found per key as it is
+        written, and reported per key too.
+        """
+        failures: list[tuple[object, Exception]] = []
+        check = self._files.check_writable
+        for key, value in dict(items).items():
+            if isinstance(value, Joker):
+                continue
+            try:
+                check(self._target(key).loc)
+            except _REFUSALS as e:
+                try:
+                    self._refuse(key, e)
+                except _REFUSALS as named:
+                    failures.append((key, named))
+        if failures:
+            raise batch_error("set_many", failures)
+        super()._write_items(items, workers, rep)
 
     def _set_serialised(self, key: NonEmptySafeStrTuple, value: Any, payload: bytes) -> None:
         try:
@@ -422,6 +458,8 @@ def _resolve_base_dir(base_dir: str | os.PathLike[str], dir_name: str | os.PathL
 
 def _folder_path(name: str, value: object) -> str:
     """``value`` as a folder path; TypeError or ValueError naming the parameter ``name`` otherwise."""
+    if value is None:
+        raise ValueError(f"{name} must name a folder, not None (pass '.' for the current folder)")
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a str or os.PathLike naming a folder, not {value!r}")
     path = os.fspath(value)

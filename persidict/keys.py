@@ -404,6 +404,8 @@ def _suffixes_match(heads: list[str], suffixes: str) -> bool:
     4 base32 characters of a suffix hold the first 20 bits of the md5 (byte
     0, byte 1, the high half of byte 2), compared piece by piece.
     """
+    if not suffixes.isascii():
+        return False  # no base32 suffix (and no bytes for a lone surrogate of an undecodable file name)
     d = b"".join([_md5(h.encode()).digest() for h in heads])  # utf-8
     b0, b1, b2 = d[0::16], d[1::16], d[2::16]
     v = suffixes.encode().translate(_B32_VALUES)  # character -> its 5 bits
@@ -431,12 +433,12 @@ def _decode_component(encoded: str, digest_len: int) -> str | None:
     """
     if not digest_len:
         return encoded if is_key_component(encoded) else None
-    if not has_digest_suffix(encoded, digest_len):
-        return None
     head = encoded[: -digest_len - 1]
-    if not is_key_component(head) or has_digest_suffix(head, digest_len):
+    # The head first: a file name that is no key component (one the file system could not decode,
+    # with lone surrogates) has no digest to compute.
+    if not is_key_component(head) or not has_digest_suffix(encoded, digest_len):
         return None
-    return head
+    return None if has_digest_suffix(head, digest_len) else head
 
 
 def add_digest_suffix(component: str, digest_len: int) -> str:

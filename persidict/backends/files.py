@@ -20,9 +20,12 @@ create-if-absent stays atomic on the local disk through ``link()``.
 Links. ``base_dir`` is trusted as given (FileDirDict resolves it once, when
 the dict is opened); below it no symbolic link is ever followed. A location
 of one name is opened by its path with ``O_NOFOLLOW`` (the only name below
-base_dir is the last one, which the flag guards); a deeper one through
-descriptors, each folder opened relative to its parent with
-``O_DIRECTORY | O_NOFOLLOW``, the item relative to its folder. So a link
+base_dir is the last one, which the flag guards); a deeper one, on Linux
+>= 5.6, by its path with one ``openat2`` call under ``RESOLVE_NO_SYMLINKS``
+(as cheap as the plain open it replaces; used only when base_dir's own path
+holds no link), else through descriptors, each folder opened relative to
+its parent with ``O_DIRECTORY | O_NOFOLLOW``, the item relative to its
+folder. So a link
 named like an item is no item (reads find nothing, deletes leave it, a
 write replaces the link itself, never its target), and a link standing
 where a folder should be is never entered (reads find nothing, writes raise
@@ -36,7 +39,7 @@ found on read), and so, with ``dot_names=False``, are names starting with
 ".".
 
 ETags are ``"<mtime_ns>:<size>:<inode>"``. Every write stamps its file with
-``time.time_ns()`` made odd (never a whole millisecond) before the rename,
+``time.time_ns()`` made never a whole millisecond (``stamp_time``) before the rename,
 so ETags differ even when an inode number is reused. File systems that keep
 timestamps to the second or coarser (ext3, ext4 with 128-byte inodes, HFS+,
 FAT, many NFS exports) drop those nanoseconds, which alone would let two
@@ -72,9 +75,12 @@ import hashlib
 import itertools
 import math
 import os
+import platform
 import secrets
 import socket
 import stat as stat_module
+import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -95,6 +101,9 @@ from .base import (
 )
 from .folder_locks import O_DIR
 
+BATCH_WORKERS = 4
+"""Threads a batch operation uses by default: enough to overlap the round trips of a network file
+system, few enough to cost little on a local disk."""
 _PATH_CACHE_LIMIT = 100_000
 _NAME_MAX = 255  # when the filesystem does not say (os.pathconf)
 _PATH_MAX = 4096
@@ -143,6 +152,54 @@ _NO_XATTR_ERRNOS = frozenset(
 _NO_SUCH_XATTR = frozenset({getattr(errno, "ENODATA", errno.ENOENT), getattr(errno, "ENOATTR", errno.ENOENT)})
 _getxattr: Callable[..., bytes] | None = getattr(os, "getxattr", None)
 _setxattr: Callable[..., None] | None = getattr(os, "setxattr", None)
+
+
+def _load_openat2() -> Callable[..., int] | None:
+    """Linux's ``openat2`` with ``RESOLVE_NO_SYMLINKS`` (one call that follows no link on the whole path).
+
+    Returns ``open_no_links(path, flags, mode=0)``, which raises OSError like
+    ``os.open``; None where the kernel (before 5.6), a sandbox or the
+    platform does not offer it (then paths are walked by descriptors).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError, ImportError):
+        return None
+    syscall.restype = ctypes.c_long
+    get_errno = ctypes.get_errno
+    hows: dict[tuple[int, int], Any] = {}
+
+    def open_no_links(path: bytes, flags: int, mode: int = 0) -> int:
+        how = hows.get((flags, mode))
+        if how is None:  # struct open_how {u64 flags, mode, resolve}
+            how = hows[flags, mode] = ctypes.create_string_buffer(
+                struct.pack("=QQQ", flags, mode, _RESOLVE_NO_SYMLINKS), _OPEN_HOW_SIZE
+            )
+        while True:
+            fd: int = syscall(_SYS_OPENAT2, _AT_FDCWD, path, how, _OPEN_HOW_SIZE)
+            if fd >= 0:
+                return fd
+            err = get_errno()
+            if err != errno.EINTR:
+                raise OSError(err, os.strerror(err), os.fsdecode(path))
+
+    try:
+        os.close(open_no_links(b"/", _O_HOP))
+    except OSError:
+        return None  # ENOSYS (an older kernel), EPERM (a seccomp filter)...
+    return open_no_links
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture but alpha (which is not supported)
+_AT_FDCWD = -100
+_RESOLVE_NO_SYMLINKS = 0x04
+_OPEN_HOW_SIZE = 24
+_O_PATH_ONLY = getattr(os, "O_PATH", 0) | _O_CLOEXEC | _O_NOFOLLOW
+_open_no_links = _load_openat2() if platform.machine() != "alpha" else None
 
 
 class FileNameTooLongError(ValueError):
@@ -223,6 +280,25 @@ if hasattr(os, "register_at_fork"):
 # ---------------------------------------------------------------- ETags
 
 
+def stamp_time(now_ns: int) -> int:
+    """The mtime a write stamps on its file: ``now_ns`` with a fraction of a millisecond that survives.
+
+    Odd nanoseconds, and a non-zero count of microseconds within the
+    millisecond, so the stamp is not a whole millisecond even on a file
+    system that keeps microseconds or tenths of them; one that keeps only
+    milliseconds, seconds or coarser drops the fraction (``is_coarse``).
+    """
+    t = now_ns | 1
+    if not t // 1_000 % 1_000:
+        t += 1_000
+    return t
+
+
+def is_coarse(mtime_ns: int) -> bool:
+    """Whether a file's mtime is a whole millisecond: what a write's stamp becomes on a coarse file system."""
+    return mtime_ns % _COARSE_NS == 0
+
+
 def stat_of(st: os.stat_result) -> Stat:
     """The backend Stat of an ``os.stat_result`` whose mtime is fine (not a whole millisecond)."""
     ns = st.st_mtime_ns
@@ -294,8 +370,9 @@ def _pread_all(fd: int, size: int) -> bytes:
 # ---------------------------------------------------------------- the backend
 
 # Where a location is, for reads: its path (one name below base_dir), or the
-# path of its first folder, the names of the folders below that, and its name.
-_Nested = tuple[str, tuple[str, ...], str]
+# path of its first folder, the names of the folders below that, its name,
+# and its whole path encoded for openat2 (None: walk the folders instead).
+_Nested = tuple[str, tuple[str, ...], str, bytes | None]
 # Where a location is, for writes: (path, folder, folder + separator, folder parts).
 _Split = tuple[str, str, str, tuple[str, ...]]
 
@@ -318,7 +395,7 @@ class FileBackend:
         self.durable = durable
         self.use_locks = use_locks
         self.dot_names = dot_names
-        self.capabilities = Capabilities(atomic_preconditions=use_locks)
+        self.capabilities = Capabilities(atomic_preconditions=use_locks, batch_workers=BATCH_WORKERS)
         self._paths: dict[Location, str] = {}
         # Checked locations: of one name -> its path; deeper -> where (see _Nested).
         self._flat: dict[Location, str] = {}
@@ -330,6 +407,7 @@ class FileBackend:
         self._base_dir_fits = False
         self._coarse: bool | None = None
         """Whether this store's file system drops sub-millisecond mtimes (None: no write yet)."""
+        self._openat2_ok: bool | None = None
 
     def __repr__(self) -> str:
         return f"FileBackend({self.base_dir!r}, durable={self.durable}, use_locks={self.use_locks})"
@@ -340,6 +418,7 @@ class FileBackend:
             state[name] = {}
         state["_limits"] = None
         state["_coarse"] = None
+        state["_openat2_ok"] = None
         return state
 
     def describe(self) -> str:
@@ -398,11 +477,21 @@ class FileBackend:
                 self._flat.clear()
             self._flat[loc] = flat
             return flat
-        nested = (os.path.join(self.base_dir, loc[0]), loc[1:-1], loc[-1])
+        whole = os.fsencode(self.path(loc)) if self._one_call_opens() else None
+        nested = (os.path.join(self.base_dir, loc[0]), loc[1:-1], loc[-1], whole)
         if len(self._nested) >= _PATH_CACHE_LIMIT:
             self._nested.clear()
         self._nested[loc] = nested
         return nested
+
+    def _one_call_opens(self) -> bool:
+        """Whether deep locations are opened with one openat2 call (the kernel has it, and base_dir's
+        own path holds no link, which RESOLVE_NO_SYMLINKS would refuse); checked once."""
+        ok = self._openat2_ok
+        if ok is None:
+            base = self.base_dir
+            ok = self._openat2_ok = _open_no_links is not None and os.path.realpath(base) == base
+        return ok
 
     def check_writable(self, loc: Location) -> None:
         """Raise FileNameTooLongError or UnsafeNameError if ``loc`` can never be written here (cached)."""
@@ -490,6 +579,9 @@ class FileBackend:
 
         Raises OSError (see _ABSENT_ERRNOS) when it is missing or not a folder.
         """
+        if len(parts) > 1 and self._one_call_opens():
+            path = os.fsencode(os.path.join(self.base_dir, *parts))
+            return _open_no_links(path, flags)  # type: ignore[misc]
         fd = os.open(os.path.join(self.base_dir, parts[0]), flags)
         for name in parts[1:]:
             try:
@@ -506,7 +598,14 @@ class FileBackend:
             return -1
         if isinstance(where, str):
             return os.open(where, _O_READ)
-        head, middle, name = where
+        head, middle, name, whole = where
+        if whole is not None:
+            try:
+                return _open_no_links(whole, _O_READ)  # type: ignore[misc]
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                # A link on the way: the walk below says whether it is inside the store.
         fd = os.open(head, _O_HOP)
         try:
             for folder in middle:
@@ -525,7 +624,11 @@ class FileBackend:
         try:
             if isinstance(where, str):
                 return os.lstat(where)
-            head, middle, name = where
+            head, middle, name, whole = where
+            if whole is not None:
+                got = _fstat_no_links(whole)
+                if got is not None:
+                    return got
             fd = os.open(head, _O_HOP)
             try:
                 for folder in middle:
@@ -673,6 +776,29 @@ class FileBackend:
             break
         else:
             raise _kept_vanishing(head[:-1])
+        return name, self._fill_temp(fd, name if dfd is not None else head + name, dfd, data, with_stat)
+
+    def _make_temp_no_links(self, head: str, data: bytes, with_stat: bool) -> tuple[str, Stat | None] | None:
+        """``_make_temp`` in the folder at ``head`` with one openat2 call (no link followed on the way).
+
+        None when that folder cannot be reached so (missing, or a file or a
+        link on the way): the caller walks to it instead, making it if need be.
+        """
+        namer = _NAMER
+        name = f"{namer.stem}{next(namer.counter):x}{_TMP_SUFFIX}"
+        try:
+            fd = _open_no_links(os.fsencode(head + name), _O_TMP, 0o666)  # type: ignore[misc]
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS or e.errno == errno.EEXIST:
+                return None
+            raise
+        return name, self._fill_temp(fd, head + name, None, data, with_stat)
+
+    def _fill_temp(self, fd: int, at: str, dfd: int | None, data: bytes, with_stat: bool) -> Stat | None:
+        """Write ``data`` to the new temporary file ``fd`` (``at`` in ``dfd``), stamp it, close it.
+
+        Returns its Stat when ``with_stat``; on failure the file is removed.
+        """
         try:
             n = os.write(fd, data)
             if n < len(data):  # a short write (huge values): write on
@@ -692,24 +818,34 @@ class FileBackend:
                 )
         except BaseException:
             os.close(fd)
-            _unlink_quietly(name if dfd is not None else head + name, dir_fd=dfd)
+            _unlink_quietly(at, dir_fd=dfd)
             raise
         os.close(fd)
-        return name, st
+        return st
 
     def _stamp(self, fd: int) -> None:
-        """Stamp the new file's mtime (odd nanoseconds: never a whole millisecond) and, if coarse, a token.
+        """Stamp the new file's mtime (see ``stamp_time``) and, on a coarse file system, give it a token.
 
         The first write of this backend finds out (one fstat) whether the
-        file system keeps the nanoseconds.
+        file system keeps the stamp finer than a millisecond.
         """
-        t = time.time_ns() | 1
+        t = stamp_time(time.time_ns())
         os.utime(fd, ns=(t, t))  # the stamp that keeps ETags unique
         coarse = self._coarse
         if coarse is None:
-            coarse = self._coarse = os.fstat(fd).st_mtime_ns % _COARSE_NS == 0
+            coarse = self._coarse = is_coarse(os.fstat(fd).st_mtime_ns)
         if coarse:
             _give_token(fd)
+
+    @property
+    def coarse_timestamps(self) -> bool | None:
+        """Whether this store's file system keeps mtimes to the millisecond or coarser (None: no write yet).
+
+        Found out by this backend's first write: its stamp (never a whole
+        millisecond, see ``stamp_time``) comes back a whole millisecond only
+        where the file system drops the fraction.
+        """
+        return self._coarse
 
     def _make_folders(self, folder: str) -> None:
         """Create ``folder`` and its missing parents by path (PathCollisionError if a file is in the way)."""
@@ -821,25 +957,35 @@ class FileBackend:
         """Write a temporary file, then rename it over ``loc`` (under the folder lock); return its Stat.
 
         One name below base_dir: the temporary file is made by its path.
-        Deeper: in a descriptor of the item's folder, opened (and made) with
-        no link followed. Either way the rename happens relative to the
-        descriptor the temporary file is known to stand in.
+        Deeper: by its path with one openat2 call that follows no link (a
+        plain write with locks, where Linux has openat2), else in a
+        descriptor of the item's folder, opened (and made) with no link
+        followed. The rename happens relative to the descriptor the
+        temporary file stands in, or to the locked folder's, where it
+        succeeds only if that is the folder the temporary file is in.
         """
         sp = self._splits.get(loc) or self._split(loc)
         parts = sp[3]
+        # A plain write with locks may make its temporary file with one openat2 call: the rename,
+        # relative to the locked folder's descriptor, finds it only if that folder is the one it is in.
+        quick = bool(parts) and precondition is None and self.use_locks and self._one_call_opens()
         for _ in range(_FOLDER_ATTEMPTS):
             dfd = None
-            if parts:
+            made = self._make_temp_no_links(sp[2], data, with_stat) if quick else None
+            if made is None and parts:
+                quick = False
                 dfd = self._folder_for_write(parts)
                 if dfd is None:
                     continue
             try:
-                made = self._make_temp(dfd, sp[2], data, with_stat)
                 if made is None:
-                    continue
+                    made = self._make_temp(dfd, sp[2], data, with_stat)
+                    if made is None:
+                        continue
                 tmp_name, st = made
                 if self._commit(loc, sp, dfd, tmp_name, precondition):
                     return st
+                quick = False  # the folder changed meanwhile: walk to it
             finally:
                 if dfd is not None:
                     os.close(dfd)
@@ -1249,6 +1395,23 @@ class FileBackend:
                 except FileNotFoundError:
                     continue
                 yield (*parts, entry.name), stat
+
+
+def _fstat_no_links(whole: bytes) -> os.stat_result | None:
+    """``lstat`` of the path ``whole`` through openat2 (no link followed); None if a link is on the way.
+
+    Other errors (nothing there...) are raised.
+    """
+    try:
+        fd = _open_no_links(whole, _O_PATH_ONLY)  # type: ignore[misc]
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_below(name: str, fd: int) -> int:
