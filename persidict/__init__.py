@@ -116,7 +116,8 @@ if not TYPE_CHECKING:  # (hidden from type checkers: an unknown name stays an er
 if TYPE_CHECKING:
     from .backends.files import FileNameTooLongError, PathCollisionError
     from .codecs import Codec, JsonCodec, Lz4Codec, PickleCodec, SafeJsonCodec, TextCodec
-    from .copying import CopySummary, copy
+    from .copying import CopySummary
+    from .copying import copy as copy
     from .empty_dict import EmptyDict
     from .errors import (
         BackendError,
