@@ -60,6 +60,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_wrappers.py
 	$(BIN)/python benchmarks/bench_local.py
 	$(BIN)/python benchmarks/bench_keys.py
+	$(BIN)/python benchmarks/bench_copy.py
+	$(BIN)/python benchmarks/bench_batch_s3.py
+	$(BIN)/python benchmarks/bench_aio.py
+	$(BIN)/python benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) $(FLOORS) site docs/img
