@@ -40,6 +40,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
+from .concurrency import check_max_workers
 from .empty_dict import EmptyDict
 from .errors import ConcurrencyConflictError
 from .flags import (
@@ -92,16 +93,6 @@ def workers_for(d: PersiDict[Any]) -> int:
     batch = getattr(caps, "batch_workers", 1)
     batch = batch if isinstance(batch, int) and not isinstance(batch, bool) else 1
     return min(MAX_DEFAULT_WORKERS, max(DEFAULT_MAX_WORKERS, 2 * batch))
-
-
-def _check_workers(max_workers: object) -> int | None:
-    if max_workers is None:
-        return None
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-        raise TypeError(f"max_workers must be an int >= 1 or None, not {max_workers!r}")
-    if max_workers < 1:
-        raise ValueError(f"max_workers must be >= 1, not {max_workers}")
-    return max_workers
 
 
 def _is_async_callable(fn: object) -> bool:
@@ -190,7 +181,7 @@ class AsyncPersiDict(Generic[ValueType]):
             raise TypeError("d is already an AsyncPersiDict; pass the PersiDict it views (d.sync)")
         if not isinstance(d, PersiDict):
             raise TypeError(f"d must be a PersiDict, not {type(d).__name__}")
-        workers = _check_workers(max_workers)
+        workers = check_max_workers(max_workers)
         if executor is not None and not isinstance(executor, Executor):
             raise TypeError(f"executor must be a concurrent.futures.Executor or None, not {executor!r}")
         if executor is not None and workers is not None:
