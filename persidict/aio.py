@@ -42,7 +42,6 @@ from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 from .concurrency import check_max_workers
 from .empty_dict import EmptyDict
-from .errors import ConcurrencyConflictError
 from .flags import (
     DELETE_CURRENT,
     ETAG_IS_THE_SAME,
@@ -61,6 +60,7 @@ from .flags import (
 )
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key
 from .local_dict import LocalDict
+from .ops.decide import attempt_numbers
 from .persi_dict import PersiDict, check_n_retries
 from .progress import ProgressOption
 from .results import ConditionalOperationResult, OperationResult
@@ -582,9 +582,7 @@ class AsyncPersiDict(Generic[ValueType]):
         attempts: int | None,
     ) -> OperationResult[ValueType]:
         """The retry loop of ``ops.run.run_transform``, over ``d``'s conditional operations."""
-        n = 0
-        while attempts is None or n < attempts:
-            n += 1
+        for _ in attempt_numbers(key, attempts):  # (the core's retry policy: raises when exhausted)
             seen = await self._run(self._d.get_with_etag, key)
             actual, current = seen.actual_etag, seen.new_value
             new = await transformer(current)  # type: ignore[arg-type]
@@ -600,7 +598,7 @@ class AsyncPersiDict(Generic[ValueType]):
             if new is DELETE_CURRENT or r.resulting_etag is ITEM_NOT_AVAILABLE:
                 return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
             return OperationResult(r.resulting_etag, new)  # type: ignore[arg-type]
-        raise ConcurrencyConflictError(key, n)
+        raise AssertionError("unreachable: attempt_numbers raises when the attempts run out")
 
     # ------------------------------------------------------------ batches
 

@@ -302,3 +302,23 @@ def test_ops_import_no_backend_and_do_no_io(module: str) -> None:
             assert name.split(".")[0] not in FORBIDDEN_MODULES, f"{module} imports {name}"
             if "backends" in name:
                 assert name.endswith("backends.base"), f"{module} imports the backend module {name}"
+
+
+@given(st.integers(min_value=1, max_value=50))
+def test_attempt_numbers_counts_up_to_the_limit_then_raises(limit: int) -> None:
+    from persidict.errors import ConcurrencyConflictError
+    from persidict.ops.decide import attempt_numbers
+
+    seen: list[int] = []
+    with pytest.raises(ConcurrencyConflictError) as info:
+        for n in attempt_numbers(("k",), limit):
+            seen.append(n)
+    assert seen == list(range(1, limit + 1))
+    assert info.value.attempts == limit and info.value.key == ("k",)
+
+
+def test_attempt_numbers_without_a_limit_never_runs_out() -> None:
+    from persidict.ops.decide import attempt_numbers
+
+    numbers = attempt_numbers(("k",), None)
+    assert [next(numbers) for _ in range(1000)][-1] == 1000

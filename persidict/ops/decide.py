@@ -10,12 +10,13 @@ come from.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from ..backends.base import IF_ABSENT, IfMatch, Precondition
-from ..errors import MutationPolicyError
+from ..errors import ConcurrencyConflictError, MutationPolicyError
 from ..flags import (
     ALWAYS_RETRIEVE,
     ANY_ETAG,
@@ -30,6 +31,19 @@ from ..flags import (
     RetrieveValueFlag,
 )
 from .commands import DiscardIf, GetItemIf, SetDefaultIf, SetItemIf
+
+
+def attempt_numbers(key: object, max_attempts: int | None) -> Iterator[int]:
+    """The retry policy of a read-transform-write loop: 1, 2, ... up to ``max_attempts`` (None: forever).
+
+    Running out raises ConcurrencyConflictError naming ``key`` and the
+    attempts made; every transform loop (sync and async) iterates this.
+    """
+    n = 0
+    while max_attempts is None or n < max_attempts:
+        n += 1
+        yield n
+    raise ConcurrencyConflictError(key, n)
 
 
 def refuse_overwrite(key: object) -> MutationPolicyError:

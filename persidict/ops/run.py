@@ -207,9 +207,7 @@ def run_conditional(
 def run_transform(backend: Backend, cmd: TransformItem) -> OperationResult[Any]:
     """Read, transform, write back pinned to the version read; retry on conflict."""
     target = cmd.target
-    attempts = 0
-    while cmd.max_attempts is None or attempts < cmd.max_attempts:
-        attempts += 1
+    for _ in d.attempt_numbers(target.key, cmd.max_attempts):
         got = backend.read(target.loc)
         if got is None or isinstance(got, NotModified):
             actual: ETagIfExists = ITEM_NOT_AVAILABLE
@@ -233,4 +231,4 @@ def run_transform(backend: Backend, cmd: TransformItem) -> OperationResult[Any]:
         if decision.outcome is d.Outcome.ABSENT or not mutated:
             return OperationResult(ITEM_NOT_AVAILABLE, ITEM_NOT_AVAILABLE)
         return OperationResult(resulting, new_value)
-    raise ConcurrencyConflictError(target.key, attempts)
+    raise AssertionError("unreachable: attempt_numbers raises when the attempts run out")
