@@ -13,11 +13,11 @@ debug mode (which also rejects loop calls from the wrong thread). A
     TestMyStoreAsync = async_persidict_state_machine(make_store, cleanup=drop_store).TestCase
 
 Unless the view runs inline (in-memory stores), the machine also checks that
-no code of the store's I/O layers (``persidict/backends``, ``persidict/ops``,
-the codecs) ever runs in the event loop's thread: a profiler hook on that
-thread records every such call (and every encoding or decoding of a
-value), so a blocking call on the loop fails the
-example whatever the machine's load (a deterministic check, unlike timing).
+no code of the store's I/O layers (``persidict/backends``, the interpreter
+in ``persidict/ops`` but not its pure decisions, the codecs) ever runs in
+the event loop's thread: a profiler hook on that thread records every such
+call (and every encoding or decoding of a value), so a blocking call on the
+loop fails the example whatever the machine's load (a deterministic check, unlike timing).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ __all__ = ["LoopThreadGuard", "SyncThroughAsync", "async_persidict_state_machine
 _PKG = os.path.dirname(os.path.abspath(__file__))
 STORE_CODE = (os.path.join(_PKG, "backends") + os.sep, os.path.join(_PKG, "ops") + os.sep)
 """Where the code that touches storage lives."""
+_PURE = frozenset(os.path.join(_PKG, "ops", name) for name in ("decide.py", "commands.py"))
+"""The functional core's pure modules (no I/O): they may run anywhere, the loop's thread included."""
 _CODECS = os.path.join(_PKG, "codecs.py")
 _CODING = frozenset({"encode", "decode", "dumps", "loads"})
 
@@ -57,7 +59,9 @@ class LoopThreadGuard:
             return
         code = frame.f_code
         where = code.co_filename
-        if where.startswith(STORE_CODE) or (where == _CODECS and code.co_name in _CODING):
+        if (where.startswith(STORE_CODE) and where not in _PURE) or (
+            where == _CODECS and code.co_name in _CODING
+        ):
             self.calls.append(f"{code.co_filename}:{code.co_name}")
 
 
