@@ -22,12 +22,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal
 
 from .backends.base import IF_ABSENT, PreconditionFailed
 from .codecs import PICKLE_PROTOCOL, Codec, PickleCodec, TextCodec
 from .errors import batch_error
-from .flags import DELETE_CURRENT, ETagValue, Joker, ValueType
+from .flags import DELETE_CURRENT, Joker, ValueType
 from .keys import (
     Layout,
     NonEmptyPersiDictKey,
@@ -530,40 +530,12 @@ class LmdbDict(StoreDict[ValueType]):
         _, deleted = self._lmdb.put_many((), [(self._lkeys.get(k) or self._lkey(k))[0] for k in keys])
         return _reported(list(deleted), on_done)
 
-    @overload
-    def get_many(
+    def _found_many(
         self,
         keys: Iterable[NonEmptyPersiDictKey],
-        *,
-        with_etags: Literal[False] = False,
-        max_workers: int | None = None,
-        progress: ProgressOption = None,
-    ) -> dict[tuple[str, ...], ValueType]: ...
-    @overload
-    def get_many(
-        self,
-        keys: Iterable[NonEmptyPersiDictKey],
-        *,
-        with_etags: Literal[True],
-        max_workers: int | None = None,
-        progress: ProgressOption = None,
-    ) -> dict[tuple[str, ...], tuple[ValueType, ETagValue]]: ...
-    @overload
-    def get_many(
-        self,
-        keys: Iterable[NonEmptyPersiDictKey],
-        *,
         with_etags: bool,
-        max_workers: int | None = None,
-        progress: ProgressOption = None,
-    ) -> dict[tuple[str, ...], Any]: ...
-    def get_many(
-        self,
-        keys: Iterable[NonEmptyPersiDictKey],
-        *,
-        with_etags: bool = False,
-        max_workers: int | None = None,
-        progress: ProgressOption = None,
+        max_workers: int | None,
+        progress: ProgressOption,
     ) -> dict[tuple[str, ...], Any]:
         """Read many keys in one LMDB read transaction: ``{key: value}`` of those that exist.
 
