@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_batch_s3 import BUCKET, VALUE, start_moto, start_proxy
+from bench_batch_s3 import BUCKET, VALUE, obstore_store, start_moto, start_proxy
 
 from persidict import LocalDict
 from persidict.aio import AsyncPersiDict
@@ -63,20 +63,10 @@ def ours(ad: AsyncPersiDict[Any]) -> dict[str, Contender]:
 
 def obstore_gets(url: str, concurrency: int) -> Contender | None:
     """obstore's async gets, ``concurrency`` at once; None when obstore is not installed."""
-    try:
-        import obstore
-        from obstore.store import S3Store
-    except ImportError:
+    found = obstore_store(url)
+    if found is None:
         return None
-    store = S3Store(
-        BUCKET,
-        endpoint=url,
-        region="us-east-1",
-        access_key_id="testing",
-        secret_access_key="testing",
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
-    )
+    obstore, store = found
     sem = asyncio.Semaphore(concurrency)
 
     async def get(path: str) -> Any:

@@ -286,8 +286,8 @@ def ours_batch(d: Any) -> dict[str, Op]:
     return {"write": lambda keys: d.set_many({k: VALUE for k in keys}), "read": read, "delete": delete}
 
 
-def obstore_ops(url: str) -> dict[str, Op] | None:
-    """obstore's async API with ``WORKERS`` requests in flight; None when obstore is not installed."""
+def obstore_store(url: str) -> tuple[Any, Any] | None:
+    """(the obstore module, its S3Store of the benchmark's bucket at ``url``); None when not installed."""
     try:
         import obstore
         from obstore.store import S3Store
@@ -302,6 +302,15 @@ def obstore_ops(url: str) -> dict[str, Op] | None:
         virtual_hosted_style_request=False,
         client_options={"allow_http": True},
     )
+    return obstore, store
+
+
+def obstore_ops(url: str) -> dict[str, Op] | None:
+    """obstore's async API with ``WORKERS`` requests in flight; None when obstore is not installed."""
+    found = obstore_store(url)
+    if found is None:
+        return None
+    obstore, store = found
     data = pickle.dumps(VALUE)
 
     async def bounded(calls: list[Callable[[], Any]]) -> list[Any]:
