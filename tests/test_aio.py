@@ -232,8 +232,8 @@ def slow_locks(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     for name in ("acquire", "hold_locked"):
         take = getattr(folder_locks, name)
 
-        def slow(folder: str, _take: Any = take) -> Any:
-            lock = _take(folder)
+        def slow(folder: str, *args: Any, _take: Any = take) -> Any:
+            lock = _take(folder, *args)
             held.set()
             time.sleep(0.3)
             return lock

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from persidict import BackendError, BatchError, FileDirDict
 from persidict.backends import files as files_module
@@ -726,3 +728,24 @@ def test_4_processes_200_durable_increments_each_lose_nothing_on_second_timestam
     coarse_dir: pathlib.Path,
 ) -> None:
     _increments_lose_nothing(coarse_dir / "increments-durable", 4, 200, durable=True)
+
+
+# Names dense in what makes a name unsafe: the unsafe names themselves, and text of their characters.
+_NAMES = st.one_of(
+    st.sampled_from(["", ".", "..", ".a", "a.", "a/b", "/", "a\0", "a", "é_b.pkl"]),
+    st.text(st.sampled_from(["a", ".", "/", "\0", "_", "é"]), max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(loc=st.lists(_NAMES, max_size=4).map(tuple), dot_names=st.booleans())
+def test_a_reads_quick_name_check_refuses_exactly_the_unsafe_names(
+    loc: tuple[str, ...], dot_names: bool
+) -> None:
+    # Reads look a location up with _relative's few string scans; writes refuse it by
+    # _unsafe_name's per-name checks. Both must draw the same line.
+    backend = files_module.FileBackend("/nonexistent-base", dot_names=dot_names)
+    refused = not loc or backend._unsafe_name(loc) is not None
+    assert (backend._relative(loc) is None) == refused
+    if not refused:
+        assert backend._base_head + (backend._relative(loc) or "") == backend.path(loc)

@@ -47,6 +47,7 @@ import errno
 import fcntl
 import os
 import threading
+from collections.abc import Callable
 
 import attrs
 
@@ -111,13 +112,15 @@ def _unsupported(folder: str, e: OSError) -> OSError:
     )
 
 
-def acquire(folder: str) -> FolderLock:
+def acquire(folder: str, opener: Callable[[], int] | None = None) -> FolderLock:
     """Open ``folder`` and lock it exclusively (again if it was removed while we waited); ``release`` it.
 
+    ``opener`` opens the folder instead of ``os.open(folder, O_DIR)`` (say,
+    without following links); the lock's descriptor is then one to act in.
     Raises FileNotFoundError (or another OSError) when the folder cannot be opened.
     """
     while True:
-        held = _open(folder, keep=False)
+        held = _open(folder, keep=False, opener=opener)
         held.guard.acquire()
         try:
             fcntl.flock(held.fd, fcntl.LOCK_EX)
@@ -165,10 +168,10 @@ def drop(folder: str, held: FolderLock) -> None:
         held.guard.release()
 
 
-def _open(folder: str, keep: bool) -> FolderLock:
+def _open(folder: str, keep: bool, opener: Callable[[], int] | None = None) -> FolderLock:
     """A new FolderLock of ``folder`` (registered in ``_live``), or the one another thread kept first."""
     with _fork_guard:
-        held = FolderLock(os.open(folder, O_DIR), threading.Lock(), False)
+        held = FolderLock(os.open(folder, O_DIR) if opener is None else opener(), threading.Lock(), False)
         _live.add(held)
     if keep:
         with _kept_guard:

@@ -407,9 +407,10 @@ def stat_cmd(store: Any, as_json: bool) -> None:
     for e in entries(d, detailed=True):
         count += 1
         total += e.size or 0
-        if oldest is None or e.mtime < oldest.mtime:
+        # Ties (stores with 1-second times, such as S3) go by key, as in `ls --newest`.
+        if oldest is None or (e.mtime, e.key) < (oldest.mtime, oldest.key):
             oldest = e
-        if newest is None or e.mtime > newest.mtime:
+        if newest is None or (e.mtime, e.key) > (newest.mtime, newest.key):
             newest = e
     caps = attrs.asdict(d.capabilities) if attrs.has(type(d.capabilities)) else {}
     spec = spec_to_dict(store)
