@@ -398,11 +398,12 @@ def test_listings_see_every_key_once_across_walk_chunks(
         assert len(store) == len(expected)
 
 
-def test_writes_follow_a_folder_removed_and_made_again(tmp_path: pathlib.Path) -> None:
-    # Writes keep a descriptor of each folder; a folder pruned by a delete and
-    # made again is a new folder, which later writes must land in.
-    d1: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
-    d2: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+@pytest.mark.parametrize("use_locks", [True, False])
+def test_writes_follow_a_folder_removed_and_made_again(tmp_path: pathlib.Path, use_locks: bool) -> None:
+    # Writes keep a descriptor of each folder (with or without locks); a folder pruned by a
+    # delete and made again is a new folder, which later writes must land in.
+    d1: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False, use_locks=use_locks)
+    d2: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False, use_locks=use_locks)
     d1["a", "b"] = 1
     del d2["a", "b"]  # prunes the folder of ("a", ...)
     assert not (tmp_path / suffixed("a")).exists()

@@ -521,10 +521,14 @@ class FileBackend:
         found: str | _Nested | None = self._flat.get(loc) or self._nested.get(loc)
         if found is not None:
             return found
-        rel = self._relative(loc)
-        if rel is None:
-            return None
-        path = self._base_head + rel
+        sp = self._splits.get(loc)  # written here: its names are checked, its path made
+        if sp is not None:
+            path = sp[0]
+        else:
+            rel = self._relative(loc)
+            if rel is None:
+                return None
+            path = self._base_head + rel
         if len(loc) == 1:
             if len(self._flat) >= _PATH_CACHE_LIMIT:
                 self._flat.clear()
@@ -1051,9 +1055,9 @@ class FileBackend:
         """
         sp = self._splits.get(loc) or self._split(loc)
         parts = sp[3]
-        # A plain write with locks may make its temporary file with one openat2 call: the rename,
-        # relative to the locked folder's descriptor, finds it only if that folder is the one it is in.
-        quick = bool(parts) and precondition is None and self.use_locks and self._one_call_opens()
+        # A plain write may make its temporary file with one openat2 call: the rename, relative to a
+        # kept descriptor of the folder, finds it only if that folder is the one it is in.
+        quick = bool(parts) and precondition is None and self._one_call_opens()
         for _ in range(_FOLDER_ATTEMPTS):
             dfd = None
             made = self._make_temp_no_links(sp[2], data, with_stat) if quick else None
@@ -1094,6 +1098,11 @@ class FileBackend:
                     done = self._commit_held(loc, folder, dfd, tmp_name, name, name_at, precondition)
                 else:
                     done = self._commit_locked(loc, folder, dfd, tmp_name, name, name_at, precondition)
+                if not done:
+                    _unlink_quietly(tmp_at, dir_fd=dfd)
+                return done
+            if dfd is None and sp[3]:  # made by one openat2 call (a plain write): rename in a kept descriptor
+                done = self._commit_held(loc, folder, dfd, tmp_name, name, name_at, precondition, lock=False)
                 if not done:
                     _unlink_quietly(tmp_at, dir_fd=dfd)
                 return done
@@ -1155,9 +1164,12 @@ class FileBackend:
         name: str,
         name_at: str,
         precondition: Precondition,
+        *,
+        lock: bool = True,
     ) -> bool:
-        """``_commit`` with locks, not durable: lock and rename through this process's kept
-        descriptor of the folder (no open, close or path walk of the folder per write).
+        """``_commit`` with locks, not durable (or, ``lock=False``, a plain write without locks): lock
+        (or not) and rename through this process's kept descriptor of the folder (no open, close or
+        path walk of the folder per write); fsync it after, when durable.
 
         Renaming the temporary file relative to the kept descriptor succeeds
         only if the descriptor is the folder the file stands in; a stale one
@@ -1168,7 +1180,7 @@ class FileBackend:
         """
         for _ in range(2):
             try:
-                held = folder_locks.hold_locked(folder)
+                held = folder_locks.hold_locked(folder) if lock else folder_locks.hold(folder)
             except OSError as e:
                 if e.errno in _ABSENT_ERRNOS:
                     return False
@@ -1183,7 +1195,7 @@ class FileBackend:
             except BaseException:
                 folder_locks.release(held)
                 raise
-            folder_locks.release(held)
+            folder_locks.release(held, fsync=self.durable)
             return True
         return False
 

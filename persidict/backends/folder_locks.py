@@ -8,7 +8,8 @@ others.
 the path (checked to still have links once locked), whatever happened to
 the path before.
 
-``hold_locked`` serves writers that rename files inside the folder: it hands out a
+``hold_locked`` serves writers that rename files inside the folder (and
+``hold``, which takes no flock, writers without locks): it hands out a
 descriptor kept open between writes (up to ``_KEPT_LIMIT`` folders per
 process), so that a write costs neither an open nor a close, and renames
 relative to it cost no path walk. A kept descriptor may be stale: its folder
@@ -66,6 +67,8 @@ class FolderLock:
     guard: threading.Lock
     kept: bool
     usable: bool = True
+    flocked: bool = False
+    """Whether its holder took the flock (``hold`` takes only the threading lock)."""
 
 
 _CLOSED = -1
@@ -80,19 +83,23 @@ Reentrant: a fork from a signal handler that interrupted this thread inside it d
 """
 
 
-def hold_locked(folder: str) -> FolderLock:
-    """A kept descriptor of ``folder`` (possibly stale, see the module), its threading lock and flock held.
+def hold(folder: str) -> FolderLock:
+    """A kept descriptor of ``folder`` (possibly stale, see the module) with its threading lock held but
+    no flock: for writers without locks, which rename relative to it. Pass it to ``release`` or ``drop``.
 
-    Pass it to ``release``, or, if it turned out stale, to ``drop``. Raises
-    FileNotFoundError (or another OSError) when the folder has to be opened
-    and cannot be; a descriptor that cannot lock is dropped.
+    Raises FileNotFoundError (or another OSError) when the folder has to be opened and cannot be.
     """
     while True:
         held = _kept.get(folder) or _open(folder, keep=True)
         held.guard.acquire()
         if held.usable:
-            break
+            return held
         held.guard.release()  # dropped while we waited for it
+
+
+def hold_locked(folder: str) -> FolderLock:
+    """``hold``, and its flock taken (a descriptor that cannot lock is dropped)."""
+    held = hold(folder)
     try:
         fcntl.flock(held.fd, fcntl.LOCK_EX)
     except BaseException as e:
@@ -100,6 +107,7 @@ def hold_locked(folder: str) -> FolderLock:
         if isinstance(e, OSError) and e.errno in _LOCK_UNSUPPORTED:
             raise _unsupported(folder, e) from e
         raise
+    held.flocked = True
     return held
 
 
@@ -124,6 +132,7 @@ def acquire(folder: str, opener: Callable[[], int] | None = None) -> FolderLock:
         held.guard.acquire()
         try:
             fcntl.flock(held.fd, fcntl.LOCK_EX)
+            held.flocked = True
             alive = os.fstat(held.fd).st_nlink > 0
         except BaseException as e:
             drop(folder, held)
@@ -143,7 +152,9 @@ def release(held: FolderLock, *, fsync: bool = False) -> None:
     fd = held.fd
     try:
         if fd != _CLOSED:  # else inherited in a forked child: the parent's lock, not ours to unlock
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if held.flocked:
+                held.flocked = False
+                fcntl.flock(fd, fcntl.LOCK_UN)
             if fsync:
                 os.fsync(fd)
     finally:
@@ -160,8 +171,9 @@ def drop(folder: str, held: FolderLock) -> None:
             if _kept.get(folder) is held:
                 del _kept[folder]
     try:
-        if held.fd != _CLOSED:
-            with contextlib.suppress(OSError):  # a descriptor that cannot lock holds no lock
+        if held.fd != _CLOSED and held.flocked:
+            held.flocked = False
+            with contextlib.suppress(OSError):
                 fcntl.flock(held.fd, fcntl.LOCK_UN)
         _close(held)
     finally:
