@@ -205,3 +205,52 @@ def test_release_can_fsync_the_folder(tmp_path: pathlib.Path, monkeypatch: pytes
     assert synced == [fd] and not folder_locks._kept
     with pytest.raises(OSError):
         os.fstat(fd)  # closed
+
+
+def _flock_free(folder: str) -> bool:
+    """Whether another open file description of ``folder`` can take its flock now."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # (the flock, if taken, goes with its only descriptor)
+    return True
+
+
+def test_hold_shares_the_kept_descriptor_without_the_flock(tmp_path: pathlib.Path) -> None:
+    # Writers without locks rename relative to the kept descriptor but must not lock the folder.
+    folder = str(tmp_path)
+    held = folder_locks.hold(folder)
+    assert _flock_free(folder)
+    folder_locks.release(held)
+    locked = folder_locks.hold_locked(folder)
+    assert locked is held  # one kept descriptor for both kinds of holder
+    assert not _flock_free(folder)
+    folder_locks.release(locked)
+    assert _flock_free(folder)
+    again = folder_locks.hold(folder)  # a later plain holder finds it unlocked, and leaves it so
+    assert again is held and _flock_free(folder)
+    folder_locks.release(again)
+    assert _flock_free(folder)
+
+
+def test_acquire_opens_the_folder_with_the_opener_given(tmp_path: pathlib.Path) -> None:
+    # Deletes lock the folder through a descriptor opened without following links: the lock's.
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    opened: list[int] = []
+
+    def no_follow() -> int:
+        opened.append(os.open(str(tmp_path / "link"), folder_locks.O_DIR | os.O_NOFOLLOW))
+        return opened[-1]  # never reached: the link is refused
+
+    with pytest.raises(OSError) as e:
+        folder_locks.acquire(str(tmp_path / "link"), no_follow)
+    assert e.value.errno in (errno.ELOOP, errno.ENOTDIR) and opened == []
+    lock = folder_locks.acquire(str(real), lambda: os.open(str(real), folder_locks.O_DIR | os.O_NOFOLLOW))
+    assert not _flock_free(str(real))
+    folder_locks.release(lock)
+    assert _flock_free(str(real))
