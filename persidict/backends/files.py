@@ -15,7 +15,9 @@ open between writes, one per folder and process, and rename relative to it;
 see ``_commit_held`` for why that is the folder at the path).
 With ``use_locks=False`` (folders synced by Dropbox and the like, which do
 not carry locks) conditional operations fall back to check-then-act;
-create-if-absent stays atomic on the local disk through ``link()``.
+create-if-absent stays atomic on the local disk through ``link()``; plain
+writes of keys in folders rename relative to the same kept descriptor,
+without its flock.
 
 Links. ``base_dir`` is trusted as given (FileDirDict resolves it once, when
 the dict is opened); below it no symbolic link is ever followed. A location
