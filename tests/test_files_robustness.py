@@ -156,8 +156,8 @@ def _set_and_discard(params: dict[str, Any], seed: int, n: int, out: Any) -> Non
     out.put(errors)
 
 
-def _race_sets_and_discards(tmp_path: pathlib.Path, n_procs: int, n_ops: int) -> None:
-    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False)
+def _race_sets_and_discards(tmp_path: pathlib.Path, n_procs: int, n_ops: int, use_locks: bool = True) -> None:
+    d: FileDirDict[int] = FileDirDict(base_dir=tmp_path, durable=False, use_locks=use_locks)
     out = _CTX.Queue()
     params = d.get_params()
     procs = [_CTX.Process(target=_set_and_discard, args=(params, s, n_ops, out)) for s in range(n_procs)]
@@ -174,15 +174,21 @@ def _race_sets_and_discards(tmp_path: pathlib.Path, n_procs: int, n_ops: int) ->
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp#")]
 
 
-def test_plain_writes_and_deletes_race_on_shared_folders(tmp_path: pathlib.Path) -> None:
-    # Every delete prunes folders that other processes' writes are creating.
-    # Before folder creation retried, this raised in almost every run.
-    _race_sets_and_discards(tmp_path, n_procs=4, n_ops=800)
+@pytest.mark.parametrize("use_locks", [True, False])
+def test_plain_writes_and_deletes_race_on_shared_folders(tmp_path: pathlib.Path, use_locks: bool) -> None:
+    # Every delete prunes folders that other processes' writes are creating (and that writes
+    # keep descriptors of, with or without locks). Before folder creation retried, this raised
+    # in almost every run.
+    _race_sets_and_discards(tmp_path, n_procs=4, n_ops=800, use_locks=use_locks)
 
 
 @pytest.mark.slow
-def test_plain_writes_and_deletes_race_on_shared_folders_long(tmp_path: pathlib.Path) -> None:
-    _race_sets_and_discards(tmp_path, n_procs=6, n_ops=2000 if SCALE == "small" else 10_000)
+@pytest.mark.parametrize("use_locks", [True, False])
+def test_plain_writes_and_deletes_race_on_shared_folders_long(
+    tmp_path: pathlib.Path, use_locks: bool
+) -> None:
+    n_ops = 2000 if SCALE == "small" else 10_000
+    _race_sets_and_discards(tmp_path, n_procs=6, n_ops=n_ops, use_locks=use_locks)
 
 
 # ---------------------------------------------------------------- 2. name length
