@@ -10,9 +10,9 @@ Every mutation takes ``flock(LOCK_EX)`` on a descriptor of the item's
 folder and holds it only for the check of the precondition and the rename or
 unlink. ``flock`` locks belong to an open file description, so every opener
 of the folder — a dict, its subdicts, another process — agrees on the lock
-(non-durable writes with locks use a descriptor that folder_locks.py keeps
-open between writes, one per folder and process, and rename relative to it;
-see ``_commit_held`` for why that is the folder at the path).
+(writes use a descriptor that folder_locks.py keeps open between writes,
+one per folder and process, and rename relative to it; see
+``_commit_held`` for why that is the folder at the path).
 With ``use_locks=False`` (folders synced by Dropbox and the like, which do
 not carry locks) conditional operations fall back to check-then-act;
 create-if-absent stays atomic on the local disk through ``link()``; plain
@@ -1095,16 +1095,11 @@ class FileBackend:
         name = loc[-1]
         tmp_at, name_at = (tmp_name, name) if dfd is not None else (head + tmp_name, path)
         try:
-            if self.use_locks:
-                if not self.durable:
-                    done = self._commit_held(loc, folder, dfd, tmp_name, name, name_at, precondition)
-                else:
-                    done = self._commit_locked(loc, folder, dfd, tmp_name, name, name_at, precondition)
-                if not done:
-                    _unlink_quietly(tmp_at, dir_fd=dfd)
-                return done
-            if dfd is None and sp[3]:  # made by one openat2 call (a plain write): rename in a kept descriptor
-                done = self._commit_held(loc, folder, dfd, tmp_name, name, name_at, precondition, lock=False)
+            # With locks, and for a plain write made by one openat2 call: rename in a kept descriptor.
+            if self.use_locks or (dfd is None and sp[3]):
+                done = self._commit_held(
+                    loc, folder, dfd, tmp_name, name, name_at, precondition, lock=self.use_locks
+                )
                 if not done:
                     _unlink_quietly(tmp_at, dir_fd=dfd)
                 return done
@@ -1123,40 +1118,6 @@ class FileBackend:
                 _fsync_dir(folder, missing_ok=True)  # gone only if a delete already removed the item
         return True
 
-    def _commit_locked(
-        self,
-        loc: Location,
-        folder: str,
-        dfd: int | None,
-        tmp_name: str,
-        name: str,
-        name_at: str,
-        precondition: Precondition,
-    ) -> bool:
-        """``_commit`` with locks, durable: lock the folder at the path, rename relative to its descriptor.
-
-        The rename finds the temporary file only if the locked folder is the
-        one it stands in.
-        """
-        try:
-            lock = folder_locks.acquire(folder)
-        except OSError as e:
-            if e.errno in _ABSENT_ERRNOS:
-                return False
-            raise
-        replaced = False
-        try:
-            if precondition is not None:
-                self._check(loc, dfd, name_at, precondition)
-            try:
-                os.replace(tmp_name, name, src_dir_fd=lock.fd, dst_dir_fd=lock.fd)
-            except FileNotFoundError:
-                return False
-            replaced = True
-        finally:
-            folder_locks.release(lock, fsync=replaced and self.durable)
-        return True
-
     def _commit_held(
         self,
         loc: Location,
@@ -1169,9 +1130,9 @@ class FileBackend:
         *,
         lock: bool = True,
     ) -> bool:
-        """``_commit`` with locks, not durable (or, ``lock=False``, a plain write without locks): lock
-        (or not) and rename through this process's kept descriptor of the folder (no open, close or
-        path walk of the folder per write); fsync it after, when durable.
+        """``_commit`` with locks (or, ``lock=False``, a plain write without locks): lock (or not) and
+        rename through this process's kept descriptor of the folder (no open, close or path walk of
+        the folder per write); fsync it after, when durable.
 
         Renaming the temporary file relative to the kept descriptor succeeds
         only if the descriptor is the folder the file stands in; a stale one
