@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-api = pytest.importorskip("mypy.api")
+pytest.importorskip("mypy.api")
 
-ROOT = Path(__file__).resolve().parent.parent
-GOOD = ROOT / "tests" / "typing_cases" / "aio_usage.py"
+from .mypy_verdicts import TYPING_CASES, assert_mypy_verdicts
+
+GOOD = TYPING_CASES / "aio_usage.py"
 
 HEADER = """\
 from persidict import ITEM_NOT_AVAILABLE, FileDirDict
@@ -56,23 +56,4 @@ BAD = {
 def test_types_survive_the_async_view_under_mypy_strict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, (body, _) in BAD.items():
-        (tmp_path / f"bad_{name}.py").write_text(HEADER + textwrap.dedent(body))
-    monkeypatch.chdir(ROOT)  # mypy.ini's mypy_path is relative to the working directory
-    out, err, _ = api.run(
-        [
-            "--config-file", str(ROOT / "mypy.ini"),
-            "--strict",
-            "--cache-dir", str(tmp_path / "cache"),
-            "--no-error-summary",
-            "--hide-error-context",
-            str(GOOD),
-            *(str(tmp_path / f"bad_{name}.py") for name in BAD),
-        ]
-    )
-    assert err == ""
-    lines = out.splitlines()
-    assert not [line for line in lines if GOOD.name in line], out
-    for name, (_, expected) in BAD.items():
-        mine = [line for line in lines if f"bad_{name}.py:" in line]
-        assert any(expected in line for line in mine), f"bad_{name}.py: want {expected!r}, got:\n{out}"
+    assert_mypy_verdicts(tmp_path, monkeypatch, GOOD, HEADER, BAD)
