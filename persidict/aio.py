@@ -36,7 +36,7 @@ import functools
 import inspect
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
@@ -61,7 +61,7 @@ from .flags import (
 from .keys import NonEmptyPersiDictKey, NonEmptySafeStrTuple, PersiDictKey, to_key
 from .local_dict import LocalDict
 from .ops.decide import attempt_numbers
-from .persi_dict import PersiDict, check_n_retries
+from .persi_dict import PersiDict, PersiDictView, check_n_retries
 from .progress import ProgressOption
 from .results import ConditionalOperationResult, OperationResult
 
@@ -127,9 +127,12 @@ class _Pool:
         self.max_workers = max_workers
         self.closed = False
 
-    def get(self) -> Executor:
+    def check_open(self) -> None:
         if self.closed:
             raise RuntimeError("this AsyncPersiDict is closed (aclose() was called)")
+
+    def get(self) -> Executor:
+        self.check_open()
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="persidict-aio")
         return self.executor
@@ -150,7 +153,7 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-class AsyncPersiDict(Generic[ValueType]):
+class AsyncPersiDict(PersiDictView, Generic[ValueType]):
     """An asyncio view of the PersiDict ``d``: every operation, awaitable, same results and errors.
 
     Args:
@@ -209,21 +212,20 @@ class AsyncPersiDict(Generic[ValueType]):
         (Cancelling the wrapped future cancels the thread's job if it has not started.)
         """
         if self._inline:
-            return self._inline_call(fn, *args, **kwargs)
-        cf = self._pool.get().submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
-        return await asyncio.wrap_future(cf)
+            self._pool.check_open()
+            return fn(*args, **kwargs)
+        return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
 
-    def _inline_call(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        """``fn(*args, **kwargs)`` on the loop (in-memory stores), unless the view is closed."""
-        if self._pool.closed:
-            raise RuntimeError("this AsyncPersiDict is closed (aclose() was called)")
-        return fn(*args, **kwargs)
+    def _submit(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_R]:
+        """``fn(*args, **kwargs)`` handed to the pool, in a copy of the caller's context."""
+        return self._pool.get().submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
 
     async def _write(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``fn(*args, **kwargs)`` in a thread; cancelled while running, it is waited for, then cancelled."""
         if self._inline:
-            return self._inline_call(fn, *args, **kwargs)
-        cf = self._pool.get().submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
+            self._pool.check_open()
+            return fn(*args, **kwargs)
+        cf = self._submit(fn, *args, **kwargs)
         fut = asyncio.wrap_future(cf)
         try:
             return await asyncio.shield(fut)
@@ -348,8 +350,6 @@ class AsyncPersiDict(Generic[ValueType]):
 
     async def set(self, key: NonEmptyPersiDictKey, value: ValueType | Joker) -> None:
         """``d[key] = value`` (KEEP_CURRENT does nothing, DELETE_CURRENT deletes)."""
-        if isinstance(value, AsyncPersiDict):
-            raise TypeError(f"Cannot store an AsyncPersiDict as the value of key {key!r}")
         await self._write(self._d.__setitem__, key, value)
 
     async def delete(self, key: NonEmptyPersiDictKey) -> None:
@@ -380,7 +380,7 @@ class AsyncPersiDict(Generic[ValueType]):
         """``d == other``: the same store, or the same items as the Mapping ``other``."""
         if isinstance(other, AsyncPersiDict):
             other = other.sync
-        return bool(await self._run(self._d.__eq__, other) is True)
+        return await self._run(self._d.__eq__, other) is True
 
     async def setdefault(self, key: NonEmptyPersiDictKey, default: ValueType | None = None) -> ValueType:
         """``d.setdefault(key, default)`` (atomic insert-if-absent)."""
@@ -484,8 +484,6 @@ class AsyncPersiDict(Generic[ValueType]):
         always_retrieve_value: bool | None = None,
     ) -> ConditionalOperationResult[ValueType]:
         """Conditional write (see ``PersiDict.set_item_if``)."""
-        if isinstance(value, AsyncPersiDict):
-            raise TypeError(f"Cannot store an AsyncPersiDict as the value of key {key!r}")
         return await self._write(
             self._d.set_item_if,
             key,
@@ -588,8 +586,6 @@ class AsyncPersiDict(Generic[ValueType]):
             new = await transformer(current)  # type: ignore[arg-type]
             if new is KEEP_CURRENT:
                 return OperationResult(actual, current)  # type: ignore[arg-type]
-            if isinstance(new, AsyncPersiDict):
-                raise TypeError(f"Cannot store an AsyncPersiDict as the value of key {key!r}")
             r = await self._write(
                 self._d.set_item_if, key, new, actual, ETAG_IS_THE_SAME, retrieve_value=NEVER_RETRIEVE
             )

@@ -64,6 +64,12 @@ from .results import ConditionalOperationResult, OperationResult
 
 _T = TypeVar("_T")
 _SENTINELS = (ItemNotAvailableFlag, ValueNotRetrievedFlag, ETagConditionFlag, RetrieveValueFlag)
+
+
+class PersiDictView:
+    """What stands for a PersiDict without being one (``persidict.aio.AsyncPersiDict``): never a value."""
+
+    __slots__ = ()
 PLAIN_VALUE_TYPES: frozenset[type] = frozenset(
     {dict, list, tuple, str, bytes, int, float, bool, set, frozenset, type(None)}
 )
@@ -288,8 +294,9 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
     def _check_value(self, key: NonEmptySafeStrTuple, value: object) -> None:
         """Reject values no store may hold; jokers pass (they are commands)."""
         if type(value) not in PLAIN_VALUE_TYPES:
-            if isinstance(value, PersiDict):
-                raise TypeError(f"Cannot store a PersiDict as the value of key {key!r}")
+            if isinstance(value, PersiDict | PersiDictView):
+                what = "a PersiDict" if isinstance(value, PersiDict) else f"a view of a PersiDict ({value!r})"
+                raise TypeError(f"Cannot store {what} as the value of key {key!r}")
             if isinstance(value, Joker):
                 return
             if isinstance(value, _SENTINELS):

@@ -29,7 +29,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
-import attrs
 from hypothesis.stateful import RuleBasedStateMachine
 
 from .aio import AsyncPersiDict
@@ -169,15 +168,9 @@ class SyncThroughAsync:
 PersiDict.register(SyncThroughAsync)
 
 
-@attrs.frozen
-class _AioOptions:
-    view_options: dict[str, Any]
-
-
 class AsyncPersiDictMachine(PersiDictMachine):
     """PersiDictMachine with ``self.d`` an AsyncPersiDict driven on a debug-mode event loop."""
 
-    aio: ClassVar[_AioOptions]
     user_config: ClassVar[_Config]
 
     def __init__(self) -> None:
@@ -228,5 +221,4 @@ def async_persidict_state_machine(
     Machine.__name__ = Machine.__qualname__ = "AsyncPersiDictStateMachine"
     Machine.config = _Config(factory=make_view, null_store=null_store, cleanup=None)
     Machine.user_config = user
-    Machine.aio = _AioOptions(view_options)
     return Machine

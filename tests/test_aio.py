@@ -113,6 +113,24 @@ def test_every_operation_gives_the_sync_result(files: FileDirDict[Any]) -> None:
     asyncio.run(main())
 
 
+def _returns(value: Any) -> Callable[[Any], Coroutine[Any, Any, Any]]:
+    async def transformer(current: Any) -> Any:
+        return value
+
+    return transformer
+
+
+def test_a_view_is_never_a_value_of_any_store(files: FileDirDict[Any]) -> None:
+    # The core refuses it (not pickle, by accident): the same TypeError on every store and path.
+    view = AsyncPersiDict(files)
+    for d in (files, LocalDict()):
+        with pytest.raises(TypeError, match="view of a PersiDict"):
+            d["k"] = view
+        with pytest.raises(TypeError, match="view of a PersiDict"):
+            d.update({"k": view})
+        assert "k" not in d
+
+
 def test_errors_are_the_sync_errors() -> None:
     async def main() -> None:
         ad = AsyncPersiDict(LocalDict(append_only=True), inline=False)
@@ -123,8 +141,16 @@ def test_errors_are_the_sync_errors() -> None:
             await ad.transform_item("a", _ainc)
         with pytest.raises(ValueError):
             await ad.get_item("a/b")
-        with pytest.raises(TypeError):
-            await ad.set("b", ad)
+        for store_the_view in (
+            lambda: ad.set("b", ad),
+            lambda: ad.setdefault("b", ad),
+            lambda: ad.update({"b": ad}),
+            lambda: ad.set_item_if("b", ad, ITEM_NOT_AVAILABLE, ANY_ETAG),
+            lambda: ad.transform_item("b", _returns(ad)),
+        ):
+            with pytest.raises(TypeError, match="view of a PersiDict"):
+                await store_the_view()
+        assert not await ad.contains("b")
         with pytest.raises(TypeError):
             await ad.set_item_if("b", 1, 5, ANY_ETAG)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="callable"):

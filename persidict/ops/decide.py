@@ -37,7 +37,8 @@ def attempt_numbers(key: object, max_attempts: int | None) -> Iterator[int]:
     """The retry policy of a read-transform-write loop: 1, 2, ... up to ``max_attempts`` (None: forever).
 
     Running out raises ConcurrencyConflictError naming ``key`` and the
-    attempts made; every transform loop (sync and async) iterates this.
+    attempts made; every retry loop (conditional operations, and transforms sync and async)
+    iterates this.
     """
     n = 0
     while max_attempts is None or n < max_attempts:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.base import IF_ABSENT, Backend, IfAbsent, NotModified, PreconditionFailed, Stat
-from ..errors import ConcurrencyConflictError
 from ..flags import (
     ETAG_IS_THE_SAME,
     ITEM_NOT_AVAILABLE,
@@ -148,7 +147,7 @@ def run_conditional(
     guess_current = guess_current and _expects_current(cmd)
     actual: ETagIfExists
     data: bytes | None
-    for _ in range(MAX_CONDITIONAL_ATTEMPTS):
+    for _ in d.attempt_numbers(target.key, MAX_CONDITIONAL_ATTEMPTS):
         if guess_current:
             # Pinned to the expected ETag: the backend checks it atomically as it writes.
             guess_current = False
@@ -201,7 +200,7 @@ def run_conditional(
             resulting_etag=resulting,
             new_value=new_value,
         )
-    raise ConcurrencyConflictError(target.key, MAX_CONDITIONAL_ATTEMPTS)
+    raise AssertionError("unreachable: attempt_numbers raises when the attempts run out")
 
 
 def run_transform(backend: Backend, cmd: TransformItem) -> OperationResult[Any]:
