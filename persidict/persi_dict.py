@@ -294,7 +294,7 @@ class PersiDict(MutableMapping[NonEmptyPersiDictKey, ValueType], ABC, Generic[Va
     def _check_value(self, key: NonEmptySafeStrTuple, value: object) -> None:
         """Reject values no store may hold; jokers pass (they are commands)."""
         if type(value) not in PLAIN_VALUE_TYPES:
-            if isinstance(value, PersiDict | PersiDictView):
+            if isinstance(value, (PersiDict, PersiDictView)):
                 what = "a PersiDict" if isinstance(value, PersiDict) else f"a view of a PersiDict ({value!r})"
                 raise TypeError(f"Cannot store {what} as the value of key {key!r}")
             if isinstance(value, Joker):
